@@ -1,0 +1,135 @@
+"""What a config is and costs, per stage, without allocating a single weight.
+
+The model is built on the ``meta`` device (shapes, no storage) and run once under
+``torch.utils.flop_counter.FlopCounterMode``, so pvt_huge is analysed as fast as b0. FLOPs
+count a multiply-add as 2. Attention matmuls are included and also reported apart
+(``attention_flops``): counted on real CPU tensors, flop_counter does not see the fused SDPA
+kernel, which is why figures published that way (1.06 G for pvt_v2_b0) are lower by exactly
+that share.
+
+The command-line summary, the config-diff tool and the benchmarks all read this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+from .builder import resolve_spec
+from .spec import ModelSpec, StageSpec
+
+
+@dataclass(frozen=True)
+class StageReport:
+    index: int
+    feature_size: tuple[int, int]
+    tokens: int
+    embed_dim: int
+    num_heads: int
+    head_dim: int
+    sr_ratio: int
+    kv_tokens: int
+    linear: bool
+    mlp_ratio: float
+    depth: int
+    params: int
+    flops: int
+    attention_flops: int
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    name: str
+    img_size: int
+    batch_size: int
+    stages: tuple[StageReport, ...]
+    head_params: int
+    head_flops: int
+    params: int
+    flops: int
+    attention_flops: int
+    feature_shapes: tuple[tuple[int, ...], ...]
+    logits_shape: tuple[int, ...]
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def attention_flops(stage: StageSpec, batch_size: int = 1) -> int:
+    """q @ k^T and attn @ v of every block: 2 matmuls x 2 FLOPs per multiply-add."""
+    return 4 * batch_size * stage.tokens * stage.kv_tokens * stage.dim * stage.depth
+
+
+def _stage_prefixes(spec: ModelSpec, i: int) -> tuple[str, ...]:
+    prefixes: tuple[str, ...] = (f"stages.{i}.",)
+    if i == 0:
+        prefixes += ("patch_embed.",)  # the first stage's embedding lives at the model's top level
+    if spec.stages[i].cls_token:
+        prefixes += ("cls_token",)
+    return prefixes
+
+
+def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> ModelReport:
+    """Per-stage shapes, parameters and FLOPs of any config form (see :func:`build_model`).
+
+    ``img_size`` defaults to the config's own; the input is square.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .model import PyramidVisionTransformer
+
+    spec = resolve_spec(cfg)
+    if img_size is not None and img_size != spec.img_size:
+        from .config.checks import to_plain_dict
+
+        spec = resolve_spec({**to_plain_dict(cfg), "img_size": img_size})
+    with torch.device("meta"):
+        model = PyramidVisionTransformer(spec).eval().requires_grad_(False)
+        x = torch.empty(batch_size, spec.in_channels, spec.img_size, spec.img_size)
+    with FlopCounterMode(display=False) as counter:
+        logits = model(x)  # through __call__, so per-module counts are keyed by the model's FQNs
+    maps = model.forward_features(x)
+    by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    root = type(model).__name__
+
+    params = {name: p.numel() for name, p in model.named_parameters()}
+    stages = []
+    for i, s in enumerate(spec.stages):
+        prefixes = _stage_prefixes(spec, i)
+        flops = by_module.get(f"{root}.stages.{i}", 0) + (by_module.get(f"{root}.patch_embed", 0) if i == 0 else 0)
+        stages.append(
+            StageReport(
+                index=i,
+                feature_size=maps[i].shape[-2:],
+                tokens=s.tokens,
+                embed_dim=s.dim,
+                num_heads=s.num_heads,
+                head_dim=s.head_dim,
+                sr_ratio=s.sr_ratio,
+                kv_tokens=s.kv_tokens,
+                linear=s.linear,
+                mlp_ratio=s.mlp_ratio,
+                depth=s.depth,
+                params=sum(n for k, n in params.items() if k.startswith(prefixes)),
+                flops=flops,
+                attention_flops=attention_flops(s, batch_size),
+            )
+        )
+    return ModelReport(
+        name=spec.name,
+        img_size=spec.img_size,
+        batch_size=batch_size,
+        stages=tuple(stages),
+        head_params=sum(n for k, n in params.items() if k.startswith("head.")),
+        head_flops=by_module.get(f"{root}.head", 0),
+        params=sum(params.values()),
+        flops=counter.get_total_flops(),
+        attention_flops=sum(s.attention_flops for s in stages),
+        feature_shapes=tuple(tuple(m.shape) for m in maps),
+        logits_shape=tuple(logits.shape),
+    )

@@ -1,0 +1,56 @@
+"""The generic builder: any config form -> validated ModelConfig -> stage specs -> modules.
+
+This is the only path from configuration to ``torch.nn``: a new variant is a YAML file,
+never new Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from .config.checks import to_plain_dict, validate_model
+from .config.compose import load_config
+from .config.geometry import default_patch_sizes
+from .model import PyramidVisionTransformer
+from .spec import ModelSpec, model_spec
+
+
+def resolve_spec(cfg: Any, source: Optional[str] = None) -> ModelSpec:
+    """Validate any config form and resolve its stage specs (no torch involved)."""
+    return model_spec(validate_model(cfg, source=source))
+
+
+def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransformer:
+    """Build from a composed Hydra config (full or its ``model`` node), a dict or a ModelConfig."""
+    return PyramidVisionTransformer(resolve_spec(cfg, source))
+
+
+def _apply_lucid_patch_size(cfg: dict[str, Any], patch_size: Any) -> None:
+    """lucid's/upstream's ``patch_size`` is the first stage's patch: kernel (and stride for v1)."""
+    n = len(cfg["embed_dims"])
+    kernels = list(cfg.get("patch_sizes") or default_patch_sizes(cfg["patch_embed"], n))
+    kernels[0] = patch_size
+    cfg["patch_sizes"] = kernels
+    if cfg["patch_embed"] == "non_overlapping" and cfg.get("patch_strides") is not None:
+        strides = list(cfg["patch_strides"])
+        strides[0] = patch_size
+        cfg["patch_strides"] = strides
+
+
+def resolve_config(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A variant's model config as a plain dict, with Python-side field overrides applied."""
+    cfg = to_plain_dict(load_config(name))
+    overrides = dict(overrides)
+    patch_size = overrides.pop("patch_size", None)
+    cfg.update(overrides)
+    if patch_size is not None:
+        _apply_lucid_patch_size(cfg, patch_size)
+    return cfg
+
+
+def create_model(name: str, **overrides: Any) -> PyramidVisionTransformer:
+    """A variant by name (or YAML path), with schema fields or lucid's keyword arguments overridden.
+
+    >>> create_model("pvt_v2_b2", num_classes=10, depths=[3, 4, 18, 3])  # doctest: +SKIP
+    """
+    return build_model(resolve_config(name, overrides), source=name)

@@ -1,0 +1,289 @@
+"""Validation of a model config: types, unknown keys and the cross-field rules.
+
+Every rule reports a :class:`Problem` naming the key path (``model.num_heads[2]``), the value
+and the rule in one sentence, and every problem in a config is reported at once, so a
+researcher fixes a broken YAML in one round trip. Rules whose inputs already failed a type
+check are skipped rather than piling derived errors on top.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Iterable, Mapping, Optional
+
+from .geometry import feature_sizes, patch_geometry
+from .schema import (
+    OPTIONAL_PER_STAGE_FIELDS,
+    PER_STAGE_FIELDS,
+    PROBABILITY_FIELDS,
+    ModelConfig,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ValueError):
+    """A model config that cannot be built; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: Iterable[Problem], source: Optional[str] = None):
+        self.problems = list(problems)
+        self.source = source
+        where = f" '{source}'" if source else ""
+        if len(self.problems) == 1:
+            text = f"Invalid model config{where}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            text = f"Invalid model config{where} ({len(self.problems)} problems):\n{lines}"
+        super().__init__(text)
+
+
+_HINTS = typing.get_type_hints(ModelConfig)
+_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
+_CHOICES = {f.name: f.metadata["choices"] for f in fields(ModelConfig) if "choices" in f.metadata}
+
+
+def suggest(word: str, candidates: Iterable[str]) -> str:
+    """' (did you mean x or y?)' for the nearest candidates, or ''."""
+    close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+# --- type checks --------------------------------------------------------------------------
+
+
+def _scalar_error(value: Any, kind: type) -> Optional[str]:
+    if kind is bool:
+        return None if isinstance(value, bool) else "expected true or false"
+    if kind is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "expected an integer"
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "expected a number"
+    if kind is str:
+        return None if isinstance(value, str) else "expected a string"
+    return None
+
+
+def _type_problems(key: str, value: Any, hint: Any) -> list[Problem]:
+    """Problems of ``value`` against a schema annotation (scalars, lists, Optional, Any)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return []
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (list, typing.List):
+        if not isinstance(value, (list, tuple)):
+            return [Problem(key, f"{key} = {value!r}: expected a list, one entry per stage, e.g. [2, 2, 2, 2].")]
+        out = []
+        for i, item in enumerate(value):
+            err = _scalar_error(item, args[0])
+            if err:
+                out.append(Problem(f"{key}[{i}]", f"{key}[{i}] = {item!r}: {err}."))
+        return out
+    err = _scalar_error(value, hint)
+    return [Problem(key, f"{key} = {value!r}: {err}.")] if err else []
+
+
+def _linear_problems(key: str, value: Any) -> list[Problem]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (list, tuple)):
+        return [
+            Problem(f"{key}[{i}]", f"{key}[{i}] = {v!r}: expected true or false (linear attention on or off for that stage).")
+            for i, v in enumerate(value)
+            if not isinstance(v, bool)
+        ]
+    return [Problem(key, f"{key} = {value!r}: expected true/false or a list of them, one per stage.")]
+
+
+# --- cross-field rules ---------------------------------------------------------------------
+
+
+def _as_list(value: Any, n: int) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value] * n
+
+
+def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list[Problem]:
+    out: list[Problem] = []
+
+    def ok(*names: str) -> bool:
+        return not any(n in bad for n in names)
+
+    def add(key: str, message: str) -> None:
+        out.append(Problem(f"{p}{key}", f"{p}{message}"))
+
+    # Stage count and list lengths.
+    if not ok("embed_dims"):
+        return out
+    n = len(cfg["embed_dims"])
+    if n == 0:
+        add("embed_dims", "embed_dims is empty: a model needs at least one stage.")
+        return out
+    staged = [f for f in PER_STAGE_FIELDS[1:] if ok(f)]
+    staged += [f for f in OPTIONAL_PER_STAGE_FIELDS if ok(f) and cfg[f] is not None]
+    if ok("linear") and isinstance(cfg["linear"], (list, tuple)):
+        staged.append("linear")
+    for name in staged:
+        if len(cfg[name]) != n:
+            add(
+                name,
+                f"{name} has {len(cfg[name])} entries but embed_dims has {n}: "
+                f"every per-stage list needs exactly one entry per stage.",
+            )
+            bad.add(name)
+
+    # Per-entry ranges.
+    minimum = {"embed_dims": 1, "depths": 1, "num_heads": 1, "sr_ratios": 1, "patch_sizes": 1, "patch_strides": 1}
+    for name, low in minimum.items():
+        if ok(name) and cfg[name] is not None:
+            for i, v in enumerate(cfg[name]):
+                if v < low:
+                    add(f"{name}[{i}]", f"{name}[{i}] = {v}: must be at least {low}.")
+                    bad.add(name)
+    if ok("mlp_ratios"):
+        for i, v in enumerate(cfg["mlp_ratios"]):
+            if v <= 0:
+                add(f"mlp_ratios[{i}]", f"mlp_ratios[{i}] = {v}: must be positive.")
+                bad.add("mlp_ratios")
+    for name, low in (("img_size", 1), ("in_channels", 1), ("num_classes", 0)):
+        if ok(name) and cfg[name] < low:
+            add(name, f"{name} = {cfg[name]}: must be at least {low}.")
+            bad.add(name)
+    if ok("norm_eps") and cfg["norm_eps"] <= 0:
+        add("norm_eps", f"norm_eps = {cfg['norm_eps']}: must be positive.")
+    if ok("qk_scale") and cfg["qk_scale"] is not None and cfg["qk_scale"] <= 0:
+        add("qk_scale", f"qk_scale = {cfg['qk_scale']}: must be positive, or null for head_dim ** -0.5.")
+    for name in PROBABILITY_FIELDS:
+        if ok(name) and not 0.0 <= cfg[name] < 1.0:
+            add(name, f"{name} = {cfg[name]}: a probability must lie in [0, 1).")
+
+    # Heads divide widths.
+    if ok("embed_dims", "num_heads"):
+        for i, (d, h) in enumerate(zip(cfg["embed_dims"], cfg["num_heads"])):
+            if d % h:
+                divisors = [k for k in range(1, min(d, 16) + 1) if d % k == 0]
+                add(
+                    f"num_heads[{i}]",
+                    f"num_heads[{i}] = {h}: does not divide embed_dims[{i}] = {d} "
+                    f"(each head needs embed_dims/num_heads channels); try one of {divisors}.",
+                )
+
+    # Choices of the string switches.
+    for name, choices in _CHOICES.items():
+        if ok(name) and cfg[name] not in choices:
+            add(name, f"{name} = {cfg[name]!r}: must be one of {', '.join(choices)}{suggest(str(cfg[name]), choices)}.")
+            bad.add(name)
+
+    # Switch combinations.
+    if ok("pool", "cls_token") and cfg["pool"] == "cls" and not cfg["cls_token"]:
+        add("pool", "pool = 'cls': needs cls_token = true (there is no class token to read); use pool=mean.")
+    if ok("cls_token") and cfg["cls_token"]:
+        last = n - 1
+        if ok("sr_ratios") and cfg["sr_ratios"][last] != 1:
+            add(
+                f"sr_ratios[{last}]",
+                f"sr_ratios[{last}] = {cfg['sr_ratios'][last]}: the stage carrying the class token "
+                "cannot reduce keys spatially; set it to 1 or cls_token=false.",
+            )
+        if ok("linear") and _as_list(cfg["linear"], n)[last]:
+            add("linear", f"linear: the last stage carries the class token and cannot use linear attention; turn it off there or set cls_token=false.")
+        if ok("mlp_dwconv") and cfg["mlp_dwconv"]:
+            add("mlp_dwconv", "mlp_dwconv = true: the MLP's depthwise convolution needs a pure token grid, which the class token breaks; set cls_token=false or mlp_dwconv=false.")
+    if ok("patch_embed", "patch_sizes", "patch_strides") and cfg["patch_embed"] == "non_overlapping":
+        if cfg["patch_sizes"] is not None and cfg["patch_strides"] is not None:
+            for i, (k, s) in enumerate(zip(cfg["patch_sizes"], cfg["patch_strides"])):
+                if k != s:
+                    add(
+                        f"patch_strides[{i}]",
+                        f"patch_strides[{i}] = {s}: non_overlapping patches need stride == patch size ({k}); "
+                        "use patch_embed=overlapping for other strides.",
+                    )
+                    bad.add("patch_strides")
+
+    # Shapes at img_size: every stage keeps at least one token, reductions fit the map.
+    if ok("img_size", "patch_embed", "patch_sizes", "patch_strides", "sr_ratios", "linear"):
+        geometry = patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])
+        linear = _as_list(cfg["linear"], n)
+        size = cfg["img_size"]
+        for i, (h, w) in enumerate(feature_sizes(size, size, geometry)):
+            if h < 1 or w < 1:
+                add("img_size", f"img_size = {size}: too small, stage {i}'s feature map would be {h}x{w}; use a larger img_size or fewer stages.")
+                break
+            sr = cfg["sr_ratios"][i]
+            if not linear[i] and sr > min(h, w):
+                add(
+                    f"sr_ratios[{i}]",
+                    f"sr_ratios[{i}] = {sr}: larger than stage {i}'s {h}x{w} feature map at img_size={size}; use at most {min(h, w)}.",
+                )
+    return out
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+
+def _is_missing(value: Any) -> bool:
+    return value is MISSING or value == "???"
+
+
+def check_model(raw: Mapping[str, Any], prefix: str = "model") -> list[Problem]:
+    """Every problem of a raw model mapping; fields it leaves out take the schema defaults."""
+    p = f"{prefix}." if prefix else ""
+    problems: list[Problem] = []
+    bad: set[str] = set()
+    for key in raw:
+        if key not in _HINTS:
+            problems.append(
+                Problem(f"{p}{key}", f"{p}{key}: unknown key, not a field of the model schema{suggest(str(key), _HINTS)}.")
+            )
+    cfg: dict[str, Any] = {}
+    for name, hint in _HINTS.items():
+        value = raw.get(name, _DEFAULTS[name])
+        if _is_missing(value):
+            problems.append(Problem(f"{p}{name}", f"{p}{name} is required: set it in the variant's YAML or as an override."))
+            bad.add(name)
+            continue
+        found = _linear_problems(f"{p}{name}", value) if name == "linear" else _type_problems(f"{p}{name}", value, hint)
+        if found:
+            problems.extend(found)
+            bad.add(name)
+        cfg[name] = value
+    return problems + _cross_field_problems(cfg, bad, p)
+
+
+def to_plain_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict from a ModelConfig, a mapping or an OmegaConf node (model node or full config)."""
+    if isinstance(cfg, ModelConfig):
+        return {f.name: getattr(cfg, f.name) for f in fields(ModelConfig)}
+    if type(cfg).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"expected a model config (ModelConfig, dict or DictConfig), got {type(cfg).__name__}")
+    if "model" in cfg and isinstance(cfg["model"], Mapping):  # a full composed config
+        cfg = cfg["model"]
+    return dict(cfg)
+
+
+def validate_model(cfg: Any, source: Optional[str] = None, prefix: str = "model") -> ModelConfig:
+    """A checked :class:`ModelConfig` from any config form; raises :class:`ConfigError` listing every problem."""
+    raw = to_plain_dict(cfg)
+    problems = check_model(raw, prefix)
+    if problems:
+        raise ConfigError(problems, source or raw.get("name"))
+    values = {name: raw.get(name, _DEFAULTS[name]) for name in _HINTS}
+    for name, value in values.items():  # tuples from Python callers become lists, floats stay floats
+        if isinstance(value, tuple):
+            values[name] = list(value)
+    values["mlp_ratios"] = [float(r) for r in values["mlp_ratios"]]
+    return ModelConfig(**values)

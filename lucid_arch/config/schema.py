@@ -1,0 +1,178 @@
+"""The model config schema: the one place that says which fields a model config has.
+
+Every YAML under ``conf/model/`` is composed on top of :class:`ModelConfig` (registered with
+Hydra's ConfigStore as ``model/_schema``), so an unknown key or a wrongly typed value is caught
+at composition time. Cross-field rules (list lengths, divisibility, ranges) live in
+:mod:`lucid_arch.config.checks`.
+
+Each field's ``help`` metadata documents it; the CLI and the README read it from here, so the
+documentation cannot drift from the schema. This module imports neither torch nor Hydra's
+runtime beyond the ConfigStore, which keeps ``--help`` and tab completion fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, List, Optional
+
+from omegaconf import MISSING  # "???": required, Hydra reports it if never set
+
+# Vocabularies of the string-valued switches. The layer registry (lucid_arch.registry) provides
+# one module per name and a test checks the two agree; they are spelled out here so that
+# validating a config never needs torch.
+PATCH_EMBED_CHOICES = ("overlapping", "non_overlapping")
+POOL_CHOICES = ("mean", "cls")
+ACT_CHOICES = ("gelu", "relu", "silu")
+CONV_INIT_CHOICES = ("fan_out", "default")
+
+# Fields that hold one entry per stage. The number of stages is len(embed_dims).
+PER_STAGE_FIELDS = ("embed_dims", "depths", "num_heads", "mlp_ratios", "sr_ratios")
+OPTIONAL_PER_STAGE_FIELDS = ("patch_sizes", "patch_strides")
+PROBABILITY_FIELDS = ("drop_rate", "attn_drop_rate", "drop_path_rate")
+
+
+def _doc(text: str, **extra: Any) -> dict:
+    return {"help": " ".join(text.split()), **extra}
+
+
+@dataclass
+class ModelConfig:
+    """A Pyramid Vision Transformer, v1 or v2 or anything in between, as data.
+
+    The per-stage lists (``embed_dims`` ... ``sr_ratios``) define the stages; the switches
+    below them choose the components that distinguish PVT v1 from PVT v2. The family bases
+    ``conf/model/_pvt_v1.yaml`` and ``_pvt_v2.yaml`` set every switch explicitly.
+    """
+
+    name: str = field(default="custom", metadata=_doc("Variant name, for reports and checkpoints."))
+
+    # --- input and output -------------------------------------------------------------
+    img_size: int = field(
+        default=224,
+        metadata=_doc(
+            """Nominal input side in pixels. Sizes the v1 position-embedding tables and the
+            per-stage shapes in reports; the model itself accepts any height and width."""
+        ),
+    )
+    in_channels: int = field(default=3, metadata=_doc("Channels of the input image."))
+    num_classes: int = field(
+        default=1000, metadata=_doc("Classifier outputs; 0 drops the head and returns pooled features.")
+    )
+
+    # --- per-stage lists (one entry per stage; required) --------------------------------
+    embed_dims: List[int] = field(
+        default=MISSING, metadata=_doc("Channels of each stage; its length is the number of stages.")
+    )
+    depths: List[int] = field(default=MISSING, metadata=_doc("Transformer blocks in each stage."))
+    num_heads: List[int] = field(
+        default=MISSING, metadata=_doc("Attention heads in each stage; must divide that stage's embed_dims.")
+    )
+    mlp_ratios: List[float] = field(
+        default=MISSING, metadata=_doc("MLP hidden width of each stage, as a multiple of its embed_dims.")
+    )
+    sr_ratios: List[int] = field(
+        default=MISSING,
+        metadata=_doc(
+            """Spatial-reduction ratio of each stage: keys and values come from a feature map
+            shrunk by this factor per side (1 = full attention). Ignored where `linear` is on."""
+        ),
+    )
+    linear: Any = field(
+        default=False,
+        metadata=_doc(
+            """Linear spatial-reduction attention (PVT-v2 "li"): keys and values from a 7x7
+            average pool, plus a ReLU in the MLP. A bool for every stage, or a list of bools."""
+        ),
+    )
+
+    # --- patch embedding --------------------------------------------------------------
+    patch_embed: str = field(
+        default="overlapping",
+        metadata=_doc(
+            """'overlapping' (PVT v2: convolution padded by kernel//2) or 'non_overlapping'
+            (PVT v1: kernel == stride, no padding).""",
+            choices=PATCH_EMBED_CHOICES,
+        ),
+    )
+    patch_sizes: Optional[List[int]] = field(
+        default=None,
+        metadata=_doc(
+            """Patch-embedding kernel of each stage. null: 7 then 3s (overlapping) or 4 then 2s
+            (non_overlapping), for any number of stages."""
+        ),
+    )
+    patch_strides: Optional[List[int]] = field(
+        default=None,
+        metadata=_doc("Patch-embedding stride of each stage. null: 4 then 2s; non_overlapping needs it equal to patch_sizes."),
+    )
+
+    # --- component switches (v1 vs v2) -------------------------------------------------
+    pos_embed: bool = field(
+        default=False,
+        metadata=_doc("Learned absolute position embedding per stage (PVT v1), interpolated for other input sizes."),
+    )
+    cls_token: bool = field(
+        default=False, metadata=_doc("Prepend a class token before the last stage (PVT v1).")
+    )
+    pool: str = field(
+        default="mean",
+        metadata=_doc("What the head reads: 'mean' of the last stage's tokens (v2) or the 'cls' token (v1).", choices=POOL_CHOICES),
+    )
+    norm_each_stage: bool = field(
+        default=True,
+        metadata=_doc("LayerNorm at the end of every stage (v2); false: only after the last stage (v1)."),
+    )
+    mlp_dwconv: bool = field(
+        default=True, metadata=_doc("Depthwise 3x3 convolution between the MLP's two linear layers (PVT v2).")
+    )
+    mlp_act: str = field(default="gelu", metadata=_doc("Activation of the MLP.", choices=ACT_CHOICES))
+    attn_proj: bool = field(
+        default=True,
+        metadata=_doc(
+            """Linear output projection after attention, as in the official code. false
+            reproduces the parameter counts in lucid's PVT v1 docs, whose attention lacks it."""
+        ),
+    )
+    qkv_bias: bool = field(default=True, metadata=_doc("Bias in the query and key/value projections."))
+    qk_scale: Optional[float] = field(
+        default=None, metadata=_doc("Attention logit scale; null: head_dim ** -0.5.")
+    )
+    conv_init: str = field(
+        default="fan_out",
+        metadata=_doc(
+            """Initialisation of convolutions: 'fan_out' normal (PVT v2) or PyTorch's 'default'
+            (PVT v1). Linear layers always get truncated normal std 0.02, as upstream.""",
+            choices=CONV_INIT_CHOICES,
+        ),
+    )
+    norm_eps: float = field(
+        default=1e-6,
+        metadata=_doc("Epsilon of the block and stage LayerNorms (patch-embedding and reduction norms keep 1e-5, as upstream)."),
+    )
+
+    # --- regularisation ----------------------------------------------------------------
+    drop_rate: float = field(default=0.0, metadata=_doc("Dropout after attention and MLP projections (and position embeddings)."))
+    attn_drop_rate: float = field(default=0.0, metadata=_doc("Dropout on attention weights."))
+    drop_path_rate: float = field(
+        default=0.0, metadata=_doc("Stochastic-depth rate of the last block; rises linearly from 0 over all blocks.")
+    )
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(ModelConfig))
+
+
+def field_help() -> dict[str, str]:
+    """Field name -> its one-line documentation, for error messages and ``--help``."""
+    return {f.name: f.metadata.get("help", "") for f in fields(ModelConfig)}
+
+
+def register_configs() -> None:
+    """Register the schema with Hydra's ConfigStore (idempotent).
+
+    The family bases start their defaults list with ``_schema``, so every variant is merged
+    onto the typed dataclass when composed.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="model", name="_schema", node=ModelConfig)

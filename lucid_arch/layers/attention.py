@@ -1,0 +1,81 @@
+"""Spatial-reduction attention (SRA), the one attention of every PVT.
+
+Queries come from every token; keys and values from a smaller map, so cost grows with
+tokens x reduced tokens instead of tokens squared:
+- ``sr_ratio > 1``: a strided convolution (kernel = stride = sr_ratio) + LayerNorm (v1, v2);
+- ``linear``: a 7x7 adaptive average pool + 1x1 convolution + LayerNorm + GELU (v2 "li");
+- otherwise the tokens themselves.
+Attribute names follow timm's pvt_v2 so its state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LINEAR_POOL_SIZE = 7
+
+
+def tokens_to_map(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, H*W, C) -> (B, C, H, W)."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+class SpatialReductionAttention(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        sr_ratio: int = 1,
+        linear: bool = False,
+        qkv_bias: bool = True,
+        qk_scale: Optional[float] = None,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        proj: bool = True,
+    ):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = qk_scale or self.head_dim**-0.5
+        self.attn_drop = attn_drop
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim) if proj else nn.Identity()
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.pool: Optional[nn.Module] = None
+        self.sr: Optional[nn.Module] = None
+        if linear:
+            self.pool = nn.AdaptiveAvgPool2d(LINEAR_POOL_SIZE)
+            self.sr = nn.Conv2d(dim, dim, kernel_size=1)
+            self.norm = nn.LayerNorm(dim)
+            self.act = nn.GELU()
+        elif sr_ratio > 1:
+            self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
+            self.norm = nn.LayerNorm(dim)
+
+    def _keys_values_source(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        if self.sr is None:
+            return x
+        grid = tokens_to_map(x, h, w)
+        if self.pool is not None:
+            return self.act(self.norm(map_to_tokens(self.sr(self.pool(grid)))))
+        return self.norm(map_to_tokens(self.sr(grid)))
+
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        b, n, c = x.shape
+        q = self.q(x).reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        kv = self.kv(self._keys_values_source(x, h, w))
+        k, v = kv.reshape(b, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
+        )
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))

@@ -1,0 +1,145 @@
+"""PyramidVisionTransformer: the one model class behind every variant.
+
+It is assembled from a :class:`~lucid_arch.spec.ModelSpec`, never from a config file, so it
+knows nothing of Hydra. State-dict names follow timm's ``pvt_v2`` (``patch_embed``,
+``stages.{i}.downsample``, ``stages.{i}.blocks.{j}``, ``stages.{i}.norm``, ``head``); PVT v1
+adds ``stages.{i}.pos_embed`` and ``cls_token``.
+"""
+
+from __future__ import annotations
+
+import math
+import torch
+from torch import nn
+
+from .layers import Block, Mlp, PatchEmbed, SpatialReductionAttention, Stage
+from .layers.attention import tokens_to_map
+from .registry import ACTIVATIONS, POOLS
+from .spec import ModelSpec, StageSpec
+
+
+def _build_stage(spec: StageSpec, model: ModelSpec) -> Stage:
+    act_layer = ACTIVATIONS[model.mlp_act]
+    blocks = [
+        Block(
+            spec.dim,
+            attn=SpatialReductionAttention(
+                spec.dim,
+                spec.num_heads,
+                sr_ratio=spec.sr_ratio,
+                linear=spec.linear,
+                qkv_bias=model.qkv_bias,
+                qk_scale=model.qk_scale,
+                attn_drop=model.attn_drop_rate,
+                proj_drop=model.drop_rate,
+                proj=model.attn_proj,
+            ),
+            mlp=Mlp(
+                spec.dim,
+                spec.hidden_dim,
+                act_layer=act_layer,
+                dwconv=model.mlp_dwconv,
+                relu=spec.linear,
+                drop=model.drop_rate,
+            ),
+            drop_path=rate,
+            eps=model.norm_eps,
+        )
+        for rate in spec.drop_path
+    ]
+    return Stage(
+        spec.dim,
+        blocks,
+        downsample=None if spec.index == 0 else _patch_embed(spec),
+        pos_embed_grid=spec.grid if spec.pos_embed else None,
+        num_prefix_tokens=spec.num_prefix_tokens,
+        pos_drop=model.drop_rate,
+        norm=spec.norm,
+        eps=model.norm_eps,
+    )
+
+
+def _patch_embed(spec: StageSpec) -> PatchEmbed:
+    return PatchEmbed(spec.in_dim, spec.dim, spec.patch.kernel, spec.patch.stride, spec.patch.padding)
+
+
+class PyramidVisionTransformer(nn.Module):
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        self.num_classes = spec.num_classes
+        self.num_features = spec.num_features
+        self.patch_embed = _patch_embed(spec.stages[0])
+        self.stages = nn.ModuleList(_build_stage(s, spec) for s in spec.stages)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, spec.num_features)) if spec.cls_token else None
+        self.num_prefix_tokens = int(spec.cls_token)
+        self.pool = POOLS[spec.pool]()
+        self.head = nn.Linear(self.num_features, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
+        self.init_weights()
+
+    # --- initialisation --------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """The official PVT initialisation."""
+        for name, p in self.named_parameters():
+            if name == "cls_token" or name.endswith("pos_embed"):
+                nn.init.trunc_normal_(p, std=0.02)
+        self.apply(self._init_module)
+
+    def _init_module(self, m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d) and self.spec.conv_init == "fan_out":
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters an optimizer should not decay (timm's convention)."""
+        return {n for n, _ in self.named_parameters() if n == "cls_token" or n.endswith("pos_embed")}
+
+    # --- forward -----------------------------------------------------------------------------
+    def _forward_stages(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per-stage (B, C, H, W) maps, and the last stage's full token sequence."""
+        maps: list[torch.Tensor] = []
+        tokens = x
+        for i, stage in enumerate(self.stages):
+            embed = self.patch_embed if i == 0 else stage.downsample
+            tokens, (h, w) = embed(x)
+            prefix = None
+            if stage.num_prefix_tokens:
+                prefix = self.cls_token.expand(x.shape[0], -1, -1)
+            tokens = stage(tokens, h, w, prefix)
+            x = tokens_to_map(tokens[:, stage.num_prefix_tokens :], h, w)
+            maps.append(x)
+        return maps, tokens
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, C_i, H_i, W_i) after every stage, for detection and segmentation necks."""
+        return self._forward_stages(x)[0]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool and classify the last stage's tokens (B, N, C), or, for mean pooling, its map (B, C, H, W)."""
+        if x.ndim == 4:
+            if self.num_prefix_tokens:
+                raise ValueError("this model pools its class token, which a feature map does not hold: pass the token sequence")
+            x = x.flatten(2).transpose(1, 2)
+        x = self.pool(x, self.num_prefix_tokens)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self._forward_stages(x)[1])
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            self._init_module(self.head)
+
+    def extra_repr(self) -> str:
+        return f"name={self.spec.name!r}"
