@@ -101,7 +101,9 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
     stages = []
     for i, s in enumerate(spec.stages):
         prefixes = _stage_prefixes(spec, i)
-        flops = by_module.get(f"{root}.stages.{i}", 0) + (by_module.get(f"{root}.patch_embed", 0) if i == 0 else 0)
+        # The model calls each stage's patch embedding itself, outside the stage's forward.
+        embed = f"{root}.patch_embed" if i == 0 else f"{root}.stages.{i}.downsample"
+        flops = by_module.get(f"{root}.stages.{i}", 0) + by_module.get(embed, 0)
         stages.append(
             StageReport(
                 index=i,

@@ -9,11 +9,12 @@ check are skipped rather than piling derived errors on top.
 from __future__ import annotations
 
 import difflib
+import math
 import typing
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Iterable, Mapping, Optional
 
-from .geometry import feature_sizes, patch_geometry
+from .geometry import default_patch_sizes, feature_sizes, patch_geometry
 from .schema import (
     OPTIONAL_PER_STAGE_FIELDS,
     PER_STAGE_FIELDS,
@@ -109,6 +110,11 @@ def _linear_problems(key: str, value: Any) -> list[Problem]:
 # --- cross-field rules ---------------------------------------------------------------------
 
 
+def _positive(value: float) -> bool:
+    """True for finite numbers above zero; NaN and infinities fail (``nan <= 0`` is False)."""
+    return math.isfinite(value) and value > 0
+
+
 def _as_list(value: Any, n: int) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value] * n
 
@@ -152,17 +158,17 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
                     bad.add(name)
     if ok("mlp_ratios"):
         for i, v in enumerate(cfg["mlp_ratios"]):
-            if v <= 0:
-                add(f"mlp_ratios[{i}]", f"mlp_ratios[{i}] = {v}: must be positive.")
+            if not _positive(v):
+                add(f"mlp_ratios[{i}]", f"mlp_ratios[{i}] = {v}: must be a positive, finite number.")
                 bad.add("mlp_ratios")
     for name, low in (("img_size", 1), ("in_channels", 1), ("num_classes", 0)):
         if ok(name) and cfg[name] < low:
             add(name, f"{name} = {cfg[name]}: must be at least {low}.")
             bad.add(name)
-    if ok("norm_eps") and cfg["norm_eps"] <= 0:
-        add("norm_eps", f"norm_eps = {cfg['norm_eps']}: must be positive.")
-    if ok("qk_scale") and cfg["qk_scale"] is not None and cfg["qk_scale"] <= 0:
-        add("qk_scale", f"qk_scale = {cfg['qk_scale']}: must be positive, or null for head_dim ** -0.5.")
+    if ok("norm_eps") and not _positive(cfg["norm_eps"]):
+        add("norm_eps", f"norm_eps = {cfg['norm_eps']}: must be a positive, finite number.")
+    if ok("qk_scale") and cfg["qk_scale"] is not None and not _positive(cfg["qk_scale"]):
+        add("qk_scale", f"qk_scale = {cfg['qk_scale']}: must be a positive, finite number, or null for head_dim ** -0.5.")
     for name in PROBABILITY_FIELDS:
         if ok(name) and not 0.0 <= cfg[name] < 1.0:
             add(name, f"{name} = {cfg[name]}: a probability must lie in [0, 1).")
@@ -200,8 +206,9 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
         if ok("mlp_dwconv") and cfg["mlp_dwconv"]:
             add("mlp_dwconv", "mlp_dwconv = true: the MLP's depthwise convolution needs a pure token grid, which the class token breaks; set cls_token=false or mlp_dwconv=false.")
     if ok("patch_embed", "patch_sizes", "patch_strides") and cfg["patch_embed"] == "non_overlapping":
-        if cfg["patch_sizes"] is not None and cfg["patch_strides"] is not None:
-            for i, (k, s) in enumerate(zip(cfg["patch_sizes"], cfg["patch_strides"])):
+        if cfg["patch_strides"] is not None:
+            kernels = cfg["patch_sizes"] or default_patch_sizes("non_overlapping", n)
+            for i, (k, s) in enumerate(zip(kernels, cfg["patch_strides"])):
                 if k != s:
                     add(
                         f"patch_strides[{i}]",

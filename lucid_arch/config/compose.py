@@ -39,14 +39,19 @@ def list_models(pattern: str = "*") -> list[str]:
 
 @contextlib.contextmanager
 def _untyped_schema() -> Iterator[None]:
-    """Swap the typed schema for an empty node, so a broken config still composes.
+    """Swap the typed schema for an untyped copy, so a badly typed config still composes.
 
     Hydra stops at the first type error; composing untyped lets :func:`check_model` report
     every problem at once. The typed schema is restored on exit.
     """
+    from dataclasses import fields
+
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(group="model", name="_schema", node={})
+    from .schema import ModelConfig
+
+    untyped = {f.name: f.default for f in fields(ModelConfig)}  # same keys and defaults, no types
+    ConfigStore.instance().store(group="model", name="_schema", node=untyped)
     try:
         yield
     finally:

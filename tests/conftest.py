@@ -1,0 +1,52 @@
+"""Shared test data: the reference figures (from the official code, timm and lucid's docs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# Parameter counts at 224 px, 1000 classes: official code (= timm for v2).
+OFFICIAL_PARAMS = {
+    "pvt_tiny": 13_229_288,
+    "pvt_small": 24_485_864,
+    "pvt_medium": 44_208_104,
+    "pvt_large": 61_369_320,
+    "pvt_huge": 304_945_512,
+    "pvt_v2_b0": 3_666_760,
+    "pvt_v2_b1": 14_009_000,
+    "pvt_v2_b2": 25_362_856,
+    "pvt_v2_b2_li": 22_553_512,
+    "pvt_v2_b3": 45_238_696,
+    "pvt_v2_b4": 62_556_072,
+    "pvt_v2_b5": 81_956_008,
+}
+
+# lucid 2.x's documented counts, and the overrides that reproduce them.
+LUCID_PARAMS = {
+    "pvt_tiny": ({"attn_proj": False}, 12_457_192),
+    "pvt_small": ({"attn_proj": False}, 23_003_048),
+    "pvt_medium": ({"attn_proj": False}, 41_492_648),
+    "pvt_large": ({"attn_proj": False, "depths": [3, 4, 27, 3]}, 55_359_848),
+    "pvt_huge": ({"attn_proj": False}, 286_706_920),
+    "pvt_v2_b5": ({"mlp_ratios": [8, 8, 4, 4]}, 82_882_984),
+}
+
+
+def num_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(scope="session")
+def fixture_file():
+    cache = {}
+
+    def load(name: str) -> dict:
+        if name not in cache:
+            cache[name] = torch.load(FIXTURES / name, weights_only=True)
+        return cache[name]
+
+    return load

@@ -1,0 +1,84 @@
+"""Every shipped variant: composes, validates, and has the official parameter count."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+import lucid_arch
+from lucid_arch.config import config_dir
+
+from conftest import LUCID_PARAMS, OFFICIAL_PARAMS, num_params
+
+
+def test_list_models_is_exactly_the_twelve_variants():
+    assert lucid_arch.list_models() == sorted(OFFICIAL_PARAMS)
+    assert lucid_arch.list_models("pvt_v2_b2*") == ["pvt_v2_b2", "pvt_v2_b2_li"]
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
+def test_official_parameter_count(name):
+    with torch.device("meta"):
+        model = lucid_arch.create_model(name)
+    assert num_params(model) == OFFICIAL_PARAMS[name]
+    assert model.spec.name == name
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
+def test_headless_count_drops_exactly_the_head(name):
+    with torch.device("meta"):
+        model = lucid_arch.create_model(name, num_classes=0)
+    head = (model.num_features + 1) * 1000
+    assert num_params(model) == OFFICIAL_PARAMS[name] - head
+
+
+@pytest.mark.parametrize("name", sorted(LUCID_PARAMS))
+def test_lucid_documented_counts_via_config_switches(name):
+    overrides, expected = LUCID_PARAMS[name]
+    with torch.device("meta"):
+        model = lucid_arch.create_model(name, **overrides)
+    assert num_params(model) == expected
+
+
+def test_lucid_counts_via_command_line_overrides():
+    cfg = lucid_arch.load_config("pvt_small", ["model.attn_proj=false"])
+    with torch.device("meta"):
+        assert num_params(lucid_arch.build_model(cfg)) == 23_003_048
+    cfg = lucid_arch.load_config("pvt_v2_b5", ["model.mlp_ratios=[8,8,4,4]"])
+    with torch.device("meta"):
+        assert num_params(lucid_arch.build_model(cfg)) == 82_882_984
+
+
+def _own_keys(name: str) -> set[str]:
+    text = (config_dir() / "model" / f"{name}.yaml").read_text()
+    return set(yaml.safe_load(text)) - {"defaults"}
+
+
+def test_variant_files_state_only_their_differences():
+    """A variant's identity is visible at a glance: b2_li is 'b2 + linear', b2 is 'b1 + depths'."""
+    assert _own_keys("pvt_v2_b2_li") == {"name", "linear"}
+    assert _own_keys("pvt_v2_b2") == {"name", "depths"}
+    assert _own_keys("pvt_v2_b5") == {"name", "depths", "mlp_ratios"}
+    assert _own_keys("pvt_small") == {"name", "depths"}
+    for name in OFFICIAL_PARAMS:
+        defaults = yaml.safe_load((config_dir() / "model" / f"{name}.yaml").read_text())["defaults"]
+        assert defaults[-1] == "_self_" and len(defaults) == 2, name
+
+
+def test_no_target_anywhere_in_configs():
+    for path in config_dir().rglob("*.yaml"):
+        assert "_target_" not in path.read_text(), path
+
+
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [("pvt_tiny", "v1"), ("pvt_huge", "v1"), ("pvt_v2_b0", "v2"), ("pvt_v2_b2_li", "v2")],
+)
+def test_family_switches(name, family):
+    model = lucid_arch.load_config(name).model
+    v1 = family == "v1"
+    assert model.patch_embed == ("non_overlapping" if v1 else "overlapping")
+    assert (model.pos_embed, model.cls_token, model.pool == "cls") == (v1, v1, v1)
+    assert model.mlp_dwconv is (not v1)
+    assert model.norm_each_stage is (not v1)
