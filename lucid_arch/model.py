@@ -111,6 +111,7 @@ class PyramidVisionTransformer(nn.Module):
         for i, stage in enumerate(self.stages):
             embed = self.patch_embed if i == 0 else stage.downsample
             tokens, (h, w) = embed(x)
+            self._check_map_size(i, h, w)
             prefix = None
             if stage.num_prefix_tokens:
                 prefix = self.cls_token.expand(x.shape[0], -1, -1)
@@ -118,6 +119,15 @@ class PyramidVisionTransformer(nn.Module):
             x = tokens_to_map(tokens[:, stage.num_prefix_tokens :], h, w)
             maps.append(x)
         return maps, tokens
+
+    def _check_map_size(self, i: int, h: int, w: int) -> None:
+        spec = self.spec.stages[i]
+        if not spec.linear and spec.sr_ratio > min(h, w):
+            raise ValueError(
+                f"input too small: stage {i}'s feature map is {h}x{w}, smaller than its sr_ratio "
+                f"{spec.sr_ratio}; feed larger images (this model expects about {self.spec.img_size} px) "
+                f"or lower model.sr_ratios[{i}]."
+            )
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, C_i, H_i, W_i) after every stage, for detection and segmentation necks."""

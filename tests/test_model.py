@@ -167,3 +167,8 @@ def test_torch_compile_matches_eager():
     compiled = torch.compile(model, fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_input_too_small_for_spatial_reduction_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"stage 0's feature map is 4x4, smaller than its sr_ratio 8"):
+        small("v2")(torch.randn(1, 3, 16, 16))
