@@ -113,3 +113,18 @@ def test_yaml_path_that_shadows_a_shipped_name_is_still_the_file(tmp_path):
     path.write_text("defaults: [pvt_v2_b0, _self_]\nname: edited_b0\ndepths: [1, 1, 1, 1]\n")
     cfg = lucid_arch.load_config(str(path))
     assert cfg.model.name == "edited_b0" and list(cfg.model.depths) == [1, 1, 1, 1]
+
+
+def test_a_smuggled_target_is_rejected_not_run(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("defaults: [pvt_v2_b0, _self_]\n_target_: os.system\n")
+    with pytest.raises(ConfigError) as err:
+        lucid_arch.create_model(str(path))
+    assert [p.key for p in err.value.problems] == ["model._target_"]
+
+
+def test_a_yaml_extending_a_missing_variant_names_the_file(tmp_path):
+    path = tmp_path / "orphan.yaml"
+    path.write_text("defaults: [pvt_v2_b99, _self_]\nname: orphan\n")
+    with pytest.raises(ConfigError, match=r"orphan.yaml: .*pvt_v2_b99.*check its defaults list"):
+        lucid_arch.load_config(str(path))

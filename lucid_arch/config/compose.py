@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict, validate_model
-from .schema import register_configs
+from .schema import field_names, register_configs
 
 PRIMARY_CONFIG = "config"
 
@@ -76,20 +76,20 @@ def _explain(exc: BaseException, name: str) -> Problem:
     from hydra.errors import MissingConfigException, OverrideParseException
 
     cause = _root_cause(exc)
-    if isinstance(exc, MissingConfigException) and "model" in str(exc) and name not in list_models():
-        return Problem(
-            "model",
-            f"model={name}: no such model{suggest(name, list_models())}; "
-            f"lucid_arch.list_models() lists them: {', '.join(list_models())}.",
-        )
+    if isinstance(exc, MissingConfigException):
+        if not name.endswith((".yaml", ".yml")) and name not in list_models():
+            return Problem(
+                "model",
+                f"model={name}: no such model{suggest(name, list_models())}; "
+                f"lucid_arch.list_models() lists them: {', '.join(list_models())}.",
+            )
+        return Problem("model", f"{name}: {str(exc).splitlines()[0]} (check its defaults list).")
     if isinstance(exc, OverrideParseException):
         return Problem("overrides", f"cannot parse override: {str(exc).splitlines()[0]} (quote lists: 'model.depths=[3,4,6,3]').")
     key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
     text = str(cause).splitlines()[0]
     if key and "not in struct" in str(cause):
         field = str(key).split(".")[-1]
-        from .schema import field_names
-
         return Problem(str(key), f"{key}: unknown key, not a field of the model schema{suggest(field, field_names())}.")
     return Problem(str(key or "model"), f"{key + ': ' if key else ''}{text}.")
 
