@@ -128,3 +128,23 @@ def test_a_yaml_extending_a_missing_variant_names_the_file(tmp_path):
     path.write_text("defaults: [pvt_v2_b99, _self_]\nname: orphan\n")
     with pytest.raises(ConfigError, match=r"orphan.yaml: .*pvt_v2_b99.*check its defaults list"):
         lucid_arch.load_config(str(path))
+
+
+def test_a_yaml_without_a_name_is_named_after_its_file(tmp_path):
+    path = tmp_path / "wide_b0.yaml"
+    path.write_text("defaults: [pvt_v2_b0, _self_]\nembed_dims: [64, 128, 320, 512]\n")
+    assert lucid_arch.load_config(str(path)).model.name == "wide_b0"
+
+
+def test_a_yaml_with_a_syntax_error_is_a_config_error(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("defaults: [pvt_v2_b0, _self_]\ndepths: [1, 2\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        lucid_arch.load_config(str(path))
+
+
+def test_a_broken_yaml_on_the_search_path_is_a_config_error(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "bad.yaml").write_text("defaults: [pvt_v2_b0, _self_]\ndepths: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: invalid YAML at line \d+"):
+        lucid_arch.load_config("bad", [f"hydra.searchpath=[file://{tmp_path}]"])

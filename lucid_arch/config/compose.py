@@ -111,7 +111,29 @@ def _model_choice(name: str) -> Iterator[list[str]]:
         mounted = f"_file_{path.stem}"
         (Path(tmp) / "model").mkdir()
         shutil.copyfile(path, Path(tmp) / "model" / f"{mounted}.yaml")
-        yield [f"model={mounted}", f"hydra.searchpath=[file://{tmp}]"]
+        choice = [f"model={mounted}", f"hydra.searchpath=[file://{tmp}]"]
+        if "name" not in _read_yaml(path):  # else it would report the name of the variant it extends
+            choice.append(f"model.name={path.stem}")
+        yield choice
+
+
+def _yaml_problem(exc: Exception, path: object) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return Problem("model", f"{path}: invalid YAML{where}: {what}; fix the file's syntax.")
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_problem(exc, path)], str(path)) from None
+    if not isinstance(content, dict):
+        raise ConfigError([Problem("model", f"{path}: expected a mapping of model fields, got {type(content).__name__}.")], str(path))
+    return content
 
 
 def load_config(name: str = "pvt_v2_b0", overrides: Sequence[str] = ()):
@@ -120,6 +142,7 @@ def load_config(name: str = "pvt_v2_b0", overrides: Sequence[str] = ()):
     Returns the validated config; raises :class:`ConfigError` naming every bad key, never a
     raw Hydra traceback.
     """
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -128,6 +151,9 @@ def load_config(name: str = "pvt_v2_b0", overrides: Sequence[str] = ()):
         overrides = [*choice, *overrides]
         try:
             cfg = _compose(overrides)
+        except yaml.YAMLError as exc:  # a config file on the search path that is not YAML
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError([_yaml_problem(exc, mark.name if mark else name)], name) from None
         except (HydraException, OmegaConfBaseException) as typed_error:
             with _untyped_schema():
                 try:
