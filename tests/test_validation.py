@@ -411,7 +411,8 @@ def test_cls_token_with_spatial_reduction_on_last_stage():
 @pytest.mark.parametrize("linear", [True, [False, False, False, True]])
 def test_cls_token_with_linear_on_last_stage(linear):
     p = only_problem(with_(_cls_ok(), linear=linear))
-    assert p.key == "model.linear"
+    assert p.key == ("model.linear" if linear is True else "model.linear[3]")
+    assert f"{p.key} = true" in p.message
     assert "class token" in p.message
     assert "linear attention" in p.message
 

@@ -202,7 +202,12 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
                 "cannot reduce keys spatially; set it to 1 or cls_token=false.",
             )
         if ok("linear") and _as_list(cfg["linear"], n)[last]:
-            add("linear", f"linear: the last stage carries the class token and cannot use linear attention; turn it off there or set cls_token=false.")
+            key = f"linear[{last}]" if isinstance(cfg["linear"], (list, tuple)) else "linear"
+            add(
+                key,
+                f"{key} = true: the last stage carries the class token and cannot use linear attention; "
+                "turn it off there or set cls_token=false.",
+            )
         if ok("mlp_dwconv") and cfg["mlp_dwconv"]:
             add("mlp_dwconv", "mlp_dwconv = true: the MLP's depthwise convolution needs a pure token grid, which the class token breaks; set cls_token=false or mlp_dwconv=false.")
     if ok("patch_embed", "patch_sizes", "patch_strides") and cfg["patch_embed"] == "non_overlapping":

@@ -11,7 +11,7 @@ import fnmatch
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Sequence
 
 from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict, validate_model
 from .schema import field_names, register_configs
