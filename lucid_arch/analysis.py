@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from .builder import resolve_spec
+from .config.checks import to_plain_dict
 from .spec import ModelSpec, StageSpec
 
 
@@ -83,11 +84,8 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
 
     from .model import PyramidVisionTransformer
 
-    spec = resolve_spec(cfg)
-    if img_size is not None and img_size != spec.img_size:
-        from .config.checks import to_plain_dict
-
-        spec = resolve_spec({**to_plain_dict(cfg), "img_size": img_size})
+    raw = to_plain_dict(cfg)
+    spec = resolve_spec(raw if img_size is None else {**raw, "img_size": img_size})
     with torch.device("meta"):
         model = PyramidVisionTransformer(spec).eval().requires_grad_(False)
         x = torch.empty(batch_size, spec.in_channels, spec.img_size, spec.img_size)
