@@ -7,6 +7,7 @@ does with the same override strings, so a config that works in Python works in a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict, validate_model
-from .schema import field_names, register_configs
+from .schema import ModelConfig, field_names, register_configs
 
 PRIMARY_CONFIG = "config"
 
@@ -31,6 +32,11 @@ def config_dir() -> Path:
     )
 
 
+def is_yaml_path(name: str) -> bool:
+    """Whether a model argument names a YAML file rather than a shipped variant."""
+    return name.endswith((".yaml", ".yml"))
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Names of the shipped variants (``conf/model/*.yaml`` minus the ``_``-prefixed bases)."""
     names = (p.stem for p in (config_dir() / "model").glob("*.yaml") if not p.stem.startswith("_"))
@@ -44,13 +50,9 @@ def _untyped_schema() -> Iterator[None]:
     Hydra stops at the first type error; composing untyped lets :func:`check_model` report
     every problem at once. The typed schema is restored on exit.
     """
-    from dataclasses import fields
-
     from hydra.core.config_store import ConfigStore
 
-    from .schema import ModelConfig
-
-    untyped = {f.name: f.default for f in fields(ModelConfig)}  # same keys and defaults, no types
+    untyped = {f.name: f.default for f in dataclasses.fields(ModelConfig)}  # same keys and defaults, no types
     ConfigStore.instance().store(group="model", name="_schema", node=untyped)
     try:
         yield
@@ -77,7 +79,7 @@ def _explain(exc: BaseException, name: str) -> Problem:
 
     cause = _root_cause(exc)
     if isinstance(exc, MissingConfigException):
-        if not name.endswith((".yaml", ".yml")) and name not in list_models():
+        if not is_yaml_path(name) and name not in list_models():
             return Problem(
                 "model",
                 f"model={name}: no such model{suggest(name, list_models())}; "
@@ -101,7 +103,7 @@ def _model_choice(name: str) -> Iterator[list[str]]:
     A file is mounted as the only member of a temporary ``model`` group on Hydra's search path,
     so its defaults list can still extend shipped variants (``defaults: [pvt_v2_b2, _self_]``).
     """
-    if not name.endswith((".yaml", ".yml")):
+    if not is_yaml_path(name):
         yield [f"model={name}"]
         return
     path = Path(name).expanduser()
