@@ -197,3 +197,16 @@ def test_ci_runs_the_readme_command():
     # .ci/run --print-command extracts the line with its own (bash) code and exits without a venv.
     proc = _run(["bash", str(ci), "--print-command"], cwd=REPO, timeout=30)
     assert proc.stdout.strip() == found[0]
+
+
+def test_installed_wheel_runs_the_app(installed, tmp_path):
+    """The app finds conf/task, conf/hydra and conf/experiment inside the wheel too."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["PYTHONPATH"] = str(installed)
+    app = [sys.executable, "-c", "from lucid_arch.cli.app import main; main()"]
+    shown = _run([*app, "--cfg", "job", "+experiment=depth_sweep"], cwd=tmp_path, env=env)
+    assert "name: summary" in shown.stdout and "name: pvt_v2_b2" in shown.stdout
+    helped = _run([*app, "--help"], cwd=tmp_path, env=env)
+    assert "depth_sweep, sr_sweep, v2_family" in helped.stdout
+    ran = _run([*app, "model=pvt_v2_b0", "format=json"], cwd=tmp_path, env=env)
+    assert json.loads(ran.stdout)["params"] == 3_666_760

@@ -39,11 +39,12 @@ class ConfigError(ValueError):
         self.problems = list(problems)
         self.source = source
         where = f" '{source}'" if source else ""
+        subject = "model config" if all(p.key.startswith("model") for p in self.problems) else "config"
         if len(self.problems) == 1:
-            text = f"Invalid model config{where}: {self.problems[0]}"
+            text = f"Invalid {subject}{where}: {self.problems[0]}"
         else:
             lines = "\n".join(f"  - {p}" for p in self.problems)
-            text = f"Invalid model config{where} ({len(self.problems)} problems):\n{lines}"
+            text = f"Invalid {subject}{where} ({len(self.problems)} problems):\n{lines}"
         super().__init__(text)
 
 

@@ -12,7 +12,7 @@ import fnmatch
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict, validate_model
 from .schema import ModelConfig, field_names, register_configs
@@ -37,9 +37,12 @@ def is_yaml_path(name: str) -> bool:
     return name.endswith((".yaml", ".yml"))
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Names of the shipped variants (``conf/model/*.yaml`` minus the ``_``-prefixed bases)."""
-    names = (p.stem for p in (config_dir() / "model").glob("*.yaml") if not p.stem.startswith("_"))
+def list_models(pattern: str = "*", config_root: Optional[Path] = None) -> list[str]:
+    """Names of the shipped variants (``conf/model/*.yaml`` minus the ``_``-prefixed bases).
+
+    ``config_root`` lists another config tree instead, e.g. ``conf/`` as of a git revision.
+    """
+    names = (p.stem for p in (Path(config_root or config_dir()) / "model").glob("*.yaml") if not p.stem.startswith("_"))
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
@@ -60,10 +63,31 @@ def _untyped_schema() -> Iterator[None]:
         register_configs()
 
 
-def _compose(overrides: Sequence[str]):
-    from hydra import compose, initialize_config_dir
+@contextlib.contextmanager
+def _hydra_initialized(config_root: Optional[Path] = None) -> Iterator[None]:
+    """Hydra initialised on ``config_root`` (default: the shipped ``conf/``); also used by provenance.
 
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    Inside a running Hydra app (a ``lucid-arch`` job) the app's GlobalHydra is set aside and
+    restored on exit, so jobs can compose other configs too.
+    """
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    app = GlobalHydra.instance()
+    outer = app.hydra if app.is_initialized() else None
+    app.clear()
+    try:
+        with initialize_config_dir(config_dir=str(Path(config_root or config_dir()).resolve()), version_base="1.3"):
+            yield
+    finally:
+        if outer is not None:
+            GlobalHydra.instance().initialize(outer)
+
+
+def _compose(overrides: Sequence[str], config_root: Optional[Path] = None):
+    from hydra import compose
+
+    with _hydra_initialized(config_root):
         return compose(config_name=PRIMARY_CONFIG, overrides=list(overrides))
 
 
@@ -73,17 +97,25 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _explain(exc: BaseException, name: str) -> Problem:
+def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = None) -> Problem:
     """One sentence from a Hydra/OmegaConf composition error."""
     from hydra.errors import MissingConfigException, OverrideParseException
 
     cause = _root_cause(exc)
     if isinstance(exc, MissingConfigException):
-        if not is_yaml_path(name) and name not in list_models():
+        missing = str(getattr(exc, "missing_cfg_file", None) or "")
+        group, _, choice = missing.rpartition("/")
+        if group and group != "model":  # another config group of the app, e.g. task=NAME
+            options = [o for o in (getattr(exc, "options", None) or []) if not o.startswith("_")]
+            return Problem(group, f"{group}={choice}: no such option{suggest(choice, options)}; choose one of {', '.join(options)}.")
+        models = list_models(config_root=config_root)
+        if group == "model" and not is_yaml_path(name) and name not in models:
+            name = choice  # a sweep ("pvt_v2_b0,pvt_v2_bX"): the value that failed is in the error
+        if not is_yaml_path(name) and name not in models:
             return Problem(
                 "model",
-                f"model={name}: no such model{suggest(name, list_models())}; "
-                f"lucid_arch.list_models() lists them: {', '.join(list_models())}.",
+                f"model={name}: no such model{suggest(name, models)}; "
+                f"lucid_arch.list_models() lists them: {', '.join(models)}.",
             )
         return Problem("model", f"{name}: {str(exc).splitlines()[0]} (check its defaults list).")
     if isinstance(exc, OverrideParseException):
@@ -92,7 +124,9 @@ def _explain(exc: BaseException, name: str) -> Problem:
     text = str(cause).splitlines()[0]
     if key and "not in struct" in str(cause):
         field = str(key).split(".")[-1]
-        return Problem(str(key), f"{key}: unknown key, not a field of the model schema{suggest(field, field_names())}.")
+        if str(key).startswith("model."):
+            return Problem(str(key), f"{key}: unknown key, not a field of the model schema{suggest(field, field_names())}.")
+        return Problem(str(key), f"{key}: unknown key (`lucid-arch --cfg job` shows the keys there are; prefix + to add one).")
     return Problem(str(key or "model"), f"{key + ': ' if key else ''}{text}.")
 
 
@@ -138,11 +172,12 @@ def _read_yaml(path: Path) -> dict:
     return content
 
 
-def load_config(name: str = "pvt_v2_b0", overrides: Sequence[str] = ()):
+def load_config(name: str = "pvt_v2_b0", overrides: Sequence[str] = (), config_root: Optional[Path] = None):
     """Compose ``model=name`` (a variant name or a YAML path) plus command-line style overrides.
 
     Returns the validated config; raises :class:`ConfigError` naming every bad key, never a
-    raw Hydra traceback.
+    raw Hydra traceback. ``config_root`` composes against another config tree than the shipped
+    ``conf/`` (the config-diff tool reads ``conf/`` as of a git revision this way).
     """
     import yaml
     from hydra.errors import HydraException
@@ -152,17 +187,28 @@ def load_config(name: str = "pvt_v2_b0", overrides: Sequence[str] = ()):
     with _model_choice(name) as choice:
         overrides = [*choice, *overrides]
         try:
-            cfg = _compose(overrides)
+            cfg = _compose(overrides, config_root)
         except yaml.YAMLError as exc:  # a config file on the search path that is not YAML
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError([_yaml_problem(exc, mark.name if mark else name)], name) from None
         except (HydraException, OmegaConfBaseException) as typed_error:
-            with _untyped_schema():
-                try:
-                    raw = _compose(overrides)
-                except (HydraException, OmegaConfBaseException) as exc:
-                    raise ConfigError([_explain(exc, name)], name) from None
-            problems = check_model(to_plain_dict(raw)) or [_explain(typed_error, name)]
-            raise ConfigError(problems, name) from None
+            raise diagnose(typed_error, overrides, name, config_root) from None
     validate_model(cfg, source=name)
     return cfg
+
+
+def diagnose(error: Exception, overrides: Sequence[str], name: str, config_root: Optional[Path] = None) -> ConfigError:
+    """Every problem behind a failed typed composition, as one :class:`ConfigError`.
+
+    Hydra stops at the first bad value; composing again against an untyped schema lets
+    :func:`check_model` name them all. Used by :func:`load_config` and the ``lucid-arch`` app.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    with _untyped_schema():
+        try:
+            raw = _compose(overrides, config_root)
+        except (HydraException, OmegaConfBaseException) as exc:
+            return ConfigError([explain_error(exc, name, config_root)], name)
+    return ConfigError(check_model(to_plain_dict(raw)) or [explain_error(error, name, config_root)], name)

@@ -1,0 +1,135 @@
+"""The ``lucid-arch`` console script: a Hydra app over ``conf/``.
+
+This module is the import path of ``--help``, ``--cfg``, ``--info`` and tab completion, so it
+imports Hydra and the torch-free config layer only; a task imports torch when it runs.
+
+Hydra reports a bad override with its own traceback-shaped text and exit status 1. Users of a
+sweep tool need one sentence and a status a script can test, so :func:`main` asks Hydra to
+raise (``HYDRA_FULL_ERROR``), turns what it raises into a :class:`ConfigError` paragraph on
+stderr and exits with status 2. Set ``HYDRA_FULL_ERROR=1`` yourself to get Hydra's traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional, Sequence
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import ConfigError, config_dir, register_configs
+from .job_names import job_dir_name
+from .jobs import EXIT_FAILED, EXIT_USAGE
+
+
+def _group_options(group: str) -> str:
+    """The options of a config group, for --help: its YAMLs, without ``_``-prefixed bases."""
+    return ", ".join(sorted(p.stem for p in (config_dir() / group).glob("*.yaml") if not p.stem.startswith("_")))
+
+
+OmegaConf.register_new_resolver("lucid_job_dir", job_dir_name, replace=True)
+OmegaConf.register_new_resolver("lucid_options", _group_options, replace=True)
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def _app(cfg: DictConfig) -> Optional[float]:
+    from .jobs import run_job  # the job layer; still torch-free until a task runs
+
+    return run_job(cfg)
+
+
+def _overrides(argv: Sequence[str]) -> list[str]:
+    """The ``key=value`` arguments of a command line, without Hydra's own flags."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("-sc", "--shell-completion", "--experimental-rerun"):
+            skip = True
+        elif not arg.startswith("-") and "=" in arg:
+            out.append(arg)
+    return out
+
+
+def _model_name(overrides: Sequence[str]) -> str:
+    """The model a command line composes: its ``model=`` override, else conf/config.yaml's default."""
+    import yaml
+
+    for override in reversed(overrides):
+        key, _, value = override.partition("=")
+        if key.lstrip("~+") == "model":
+            return value
+    defaults = yaml.safe_load((config_dir() / "config.yaml").read_text()).get("defaults", [])
+    return next((d["model"] for d in defaults if isinstance(d, dict) and "model" in d), "model")
+
+
+def _is_sweep(overrides: Sequence[str]) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(list(overrides)))
+    except Exception:  # unparsable: compose again and let it name the bad override
+        return False
+
+
+def _explain(error: BaseException, argv: Sequence[str]) -> ConfigError:
+    """A composition error as a ConfigError naming every bad key (see compose.diagnose).
+
+    A sweep's error already names the job that failed to compose; a single run is composed
+    again untyped so that every problem is reported, not just Hydra's first.
+    """
+    from ..config.compose import explain_error
+    from ..config.compose import diagnose
+
+    overrides = _overrides(argv)
+    name = _model_name(overrides)
+    if _is_sweep(overrides):
+        return ConfigError([explain_error(error, name)], name)
+    return diagnose(error, overrides, name)
+
+
+def _fail(message: str, status: int) -> None:
+    print(f"lucid-arch: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point of the console script (``argv`` defaults to ``sys.argv[1:]``)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from . import jobs
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    jobs.SHOW_TRACEBACK = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *argv]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; we explain below
+    try:
+        _app()
+    except jobs.JobFailed as failed:  # a single run's job, already explained
+        _fail(failed.message, int(failed.code))
+    except BrokenPipeError:  # `lucid-arch --info | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_FAILED)
+    except (HydraException, OmegaConfBaseException) as error:  # composition: before any job ran
+        if jobs.SHOW_TRACEBACK:
+            raise
+        _fail(f"{_explain(error, argv)} Run `lucid-arch --help` for the options.", EXIT_USAGE)
+    except Exception as error:
+        if jobs.SHOW_TRACEBACK:
+            raise
+        _fail(jobs.explain(error)[0], EXIT_FAILED)
+    finally:
+        sys.argv = saved_argv
+        if not jobs.SHOW_TRACEBACK:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+    from .sweep_report import failed_jobs
+
+    if failed_jobs():
+        _fail(f"{failed_jobs()} job(s) of the sweep failed; see the status column of sweep.md.", EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

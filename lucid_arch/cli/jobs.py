@@ -1,0 +1,131 @@
+"""One job of the app: validate the config, run its task, record the outcome in summary.json.
+
+Tasks are looked up by ``task.name`` in :data:`TASKS` (module paths, imported when used, so the
+app stays torch-free until a job runs). Each task module has ``run(cfg, model_cfg, job) -> dict``.
+
+In a multirun a failing job must not sink the sweep: its error is written to its summary.json
+and reported on stderr, and the sweep goes on; the sweep report shows it as a failed row. A
+single run re-raises, so the app exits with a status that says what went wrong.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import ConfigError, Problem, validate_model
+from ..config.checks import suggest
+
+TASKS = {"summary": "lucid_arch.cli.summary"}
+FORMATS = ("auto", "rich", "text", "json")
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Where and how a task runs: what it needs from Hydra, and nothing else of Hydra."""
+
+    output_dir: Path
+    overrides: tuple[str, ...]
+    num: int
+    multirun: bool
+    model_choice: str
+    format: str
+    searchpath: tuple[str, ...] = ()  # config dirs added by -cd or hydra.searchpath, as Hydra URLs
+
+
+def current_job(cfg: DictConfig) -> Job:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    return Job(
+        output_dir=Path(hc.runtime.output_dir),
+        overrides=tuple(hc.overrides.task),
+        num=int(hc.job.num) if hc.mode == RunMode.MULTIRUN else 0,
+        multirun=hc.mode == RunMode.MULTIRUN,
+        model_choice=str(hc.runtime.choices.get("model", "")),
+        format=str(cfg.get("format", "auto")),
+        searchpath=tuple(
+            f"{src.schema}://{src.path}" for src in hc.runtime.config_sources if src.provider not in ("hydra", "main", "schema")
+        ),
+    )
+
+
+def _check_task_and_format(cfg: DictConfig, job: Job) -> str:
+    problems = []
+    task = str(OmegaConf.select(cfg, "task.name", default=""))
+    if task not in TASKS:
+        problems.append(Problem("task.name", f"task.name = {task!r}: no such task{suggest(task, TASKS)}; choose one of {', '.join(TASKS)} (task=NAME)."))
+    if job.format not in FORMATS:
+        problems.append(Problem("format", f"format = {job.format!r}: choose one of {', '.join(FORMATS)}{suggest(job.format, FORMATS)}."))
+    if problems:
+        raise ConfigError(problems, job.model_choice)
+    return task
+
+
+EXIT_USAGE = 2  # an invalid config or override, like argparse
+EXIT_FAILED = 1  # a job ran and failed
+SHOW_TRACEBACK = False  # set by the app when the user asked for HYDRA_FULL_ERROR=1
+
+
+class JobFailed(SystemExit):
+    """A single run's failure, already explained; passes through Hydra (which catches Exception)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(status)
+        self.message = message
+
+
+def explain(error: BaseException) -> tuple[str, int]:
+    """The one paragraph a user sees for a failed job, and the exit status."""
+    if isinstance(error, ConfigError):
+        return f"{error} Run `lucid-arch --help` for the options.", EXIT_USAGE
+    return f"the job failed: {type(error).__name__}: {error} (set HYDRA_FULL_ERROR=1 for the traceback).", EXIT_FAILED
+
+
+def run_job(cfg: DictConfig) -> None:
+    job = current_job(cfg)
+    record: dict[str, Any] = {
+        "job": job.num,
+        "overrides": list(job.overrides),
+        "model": job.model_choice,
+        "task": str(OmegaConf.select(cfg, "task.name", default="")),
+        "status": "running",
+    }
+    write_json(job.output_dir / SUMMARY_FILE, record)  # a job killed from here on still leaves a trace
+    try:
+        task = _check_task_and_format(cfg, job)
+        model_cfg = validate_model(cfg, source=job.model_choice)
+        record["model"] = model_cfg.name
+        result = importlib.import_module(TASKS[task]).run(cfg, model_cfg, job)
+        record.update(result, status="ok")
+    except Exception as error:
+        message, status = explain(error)
+        record.update(status="failed", error=str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}")
+        if not isinstance(error, ConfigError):
+            record["traceback"] = traceback.format_exc()
+        if not job.multirun:
+            if SHOW_TRACEBACK:
+                raise
+            raise JobFailed(message, status) from error
+        # A sweep goes on: this job is a failed row of the sweep report.
+        print(f"lucid-arch: job {job.num} ({' '.join(job.overrides) or 'no overrides'}) failed: {record['error']}", file=sys.stderr)
+    finally:
+        write_json(job.output_dir / SUMMARY_FILE, record)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically: a sweep report never reads half a file, a killed job leaves none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)

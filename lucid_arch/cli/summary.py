@@ -1,0 +1,112 @@
+"""The ``summary`` task: what an architecture is and costs, per stage, at its ``img_size``.
+
+Everything comes from :func:`lucid_arch.analyze` on the meta device, so pvt_huge prints as
+fast as b0 and nothing is allocated. The record returned here becomes the job's summary.json;
+its ``metrics`` are the columns of a sweep's table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from omegaconf import DictConfig
+
+from ..config import ModelConfig
+from ..config.provenance import defaults_chain
+from .jobs import Job
+from .tables import Table, emit, print_rich, to_text
+
+
+def config_sources(job: Job) -> list[str]:
+    """The model's defaults chain as the job composed it (its config dirs and model overrides)."""
+    overrides = [o for o in job.overrides if o.lstrip("+~").startswith("model.")]
+    if job.searchpath:
+        overrides.append(f"hydra.searchpath=[{','.join(job.searchpath)}]")
+    # Shipped files read as conf/model/...; files from elsewhere keep their own path.
+    return defaults_chain(job.model_choice, overrides, display_root="conf")
+
+
+def summarize(model_cfg: ModelConfig, batch_size: int, sources: list[str]) -> dict[str, Any]:
+    from ..analysis import analyze
+
+    report = analyze(model_cfg, batch_size=batch_size)
+    out = report.to_dict()
+    out["gflops"] = report.gflops
+    out["sources"] = sources
+    return out
+
+
+def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
+    sources = config_sources(job)
+    summary = summarize(model_cfg, int(cfg.task.batch_size), sources)
+    if job.multirun and job.format == "auto":  # one line per job; the sweep report has the table
+        emit(f"job {job.num} {' '.join(job.overrides)}: {summary['params'] / 1e6:.2f} M parameters, {summary['gflops']:.3f} GFLOPs")
+    else:
+        show(summary, job.format)
+    return {"metrics": {"params": summary["params"], "gflops": round(summary["gflops"], 4)}, "summary": summary}
+
+
+def show(summary: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        emit(json.dumps(summary, indent=2))
+        return
+    table = summary_table(summary)
+    if fmt == "text" or (fmt == "auto" and not _stdout_is_terminal()):
+        emit(to_text(table))
+    else:
+        try:
+            print_rich(table, force_terminal=fmt == "rich")
+        except BrokenPipeError:
+            emit("")
+
+
+def _stdout_is_terminal() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
+
+
+def _shape(shape: Any) -> str:
+    return "x".join(map(str, shape))
+
+
+def summary_table(s: dict[str, Any]) -> Table:
+    gflops = lambda flops: f"{flops / 1e9:.3f}"  # noqa: E731
+    rows = [
+        [
+            str(st["index"]),
+            _shape(st["feature_size"]),
+            f"{st['tokens']:,}",
+            str(st["embed_dim"]),
+            str(st["num_heads"]),
+            str(st["head_dim"]),
+            str(st["sr_ratio"]),
+            f"{st['kv_tokens']:,}",
+            "yes" if st["linear"] else "no",
+            f"{st['mlp_ratio']:g}",
+            str(st["depth"]),
+            f"{st['params']:,}",
+            gflops(st["flops"]),
+        ]
+        for st in s["stages"]
+    ]
+    blank = [""] * 10
+    totals = [
+        ["head", *blank, f"{s['head_params']:,}", gflops(s["head_flops"])],
+        ["total", *blank, f"{s['params']:,}", gflops(s["flops"])],
+    ]
+    batch = f", batch {s['batch_size']}" if s["batch_size"] != 1 else ""
+    return Table(
+        title=f"{s['name']} at {s['img_size']}x{s['img_size']}{batch}: {s['params'] / 1e6:.2f} M parameters, {s['gflops']:.3f} GFLOPs",
+        columns=["stage", "feature map", "tokens", "dim", "heads", "head dim", "sr", "kv tokens", "linear", "mlp ratio", "depth", "params", "GFLOPs"],
+        rows=rows,
+        right=frozenset({2, 3, 4, 5, 6, 7, 9, 10, 11, 12}),
+        totals=totals,
+        notes=[
+            ("forward_features", ", ".join(_shape(x) for x in s["feature_shapes"])),
+            ("logits", _shape(s["logits_shape"])),
+            ("GFLOPs", f"a multiply-add counts 2; attention matmuls included ({s['attention_flops'] / 1e9:.3f} of them)"),
+            ("config", " -> ".join(s["sources"]) or "(not recorded)"),
+        ],
+    )

@@ -1,0 +1,163 @@
+"""The end of a multirun: every job's summary.json gathered into sweep.csv, sweep.md, sweep.png.
+
+It runs as a Hydra callback in the process that launched the sweep, whatever the launcher
+(basic, joblib, submitit on SLURM), and reads only what jobs left on disk, so a job that
+crashed, was killed or never wrote its summary is still a row, marked as such. Jobs are the
+directories holding Hydra's ``.hydra/overrides.yaml``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from .jobs import SUMMARY_FILE
+from .tables import Table, to_markdown
+
+FIXED_COLUMNS = ("job", "overrides", "model", "status")
+MAX_KEY_LINES = 40  # the plot's key lists at most this many jobs
+_failed = 0  # failed jobs of the last sweep in this process; the app's exit status reads it
+
+
+def failed_jobs() -> int:
+    return _failed
+
+
+def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    summary_path = job_dir / SUMMARY_FILE
+    try:
+        record = json.loads(summary_path.read_text())
+    except FileNotFoundError:
+        record = {"status": "failed", "error": f"no {SUMMARY_FILE}: the job crashed or was killed before finishing"}
+    except json.JSONDecodeError as exc:
+        record = {"status": "failed", "error": f"unreadable {SUMMARY_FILE}: {exc}"}
+    if record.get("status") == "running":  # written at start, never finished
+        record = {**record, "status": "failed", "error": record.get("error") or "the job stopped before finishing"}
+    return {
+        "job": record.get("job", job_dir.name.split("_")[0]),
+        "overrides": " ".join(overrides),
+        "model": record.get("model", ""),
+        "status": record.get("status", "failed"),
+        "metrics": record.get("metrics", {}),
+        "error": record.get("error", ""),
+        "dir": str(job_dir.relative_to(sweep_dir)),
+    }
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job under ``sweep_dir``, ordered by job number."""
+    jobs = [p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml") if p.parent.parent != sweep_dir]
+    rows = [_read_job(d, sweep_dir) for d in jobs]
+    return sorted(rows, key=lambda r: (int(r["job"]) if str(r["job"]).isdigit() else 1 << 30, r["dir"]))
+
+
+def metric_names(rows: list[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row["metrics"] if k not in names]
+    return names
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    metrics = metric_names(rows)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*FIXED_COLUMNS, *metrics, "error", "dir"])
+        for r in rows:
+            writer.writerow([*(r[c] for c in FIXED_COLUMNS), *(r["metrics"].get(m, "") for m in metrics), r["error"], r["dir"]])
+
+
+def common_overrides(rows: list[dict[str, Any]]) -> list[str]:
+    """Overrides every job shares (``+experiment=...``): said once, not in every row."""
+    if len(rows) < 2:
+        return []
+    shared = set(rows[0]["overrides"].split())
+    for r in rows[1:]:
+        shared &= set(r["overrides"].split())
+    return [o for o in rows[0]["overrides"].split() if o in shared]
+
+
+def _varying(row: dict[str, Any], common: list[str]) -> str:
+    return " ".join(o for o in row["overrides"].split() if o not in common)
+
+
+def write_markdown(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    metrics = metric_names(rows)
+    common = common_overrides(rows)
+    table = Table(
+        title=title,
+        columns=[*FIXED_COLUMNS, *metrics, "error"],
+        rows=[[str(r["job"]), f"`{_varying(r, common)}`" if _varying(r, common) else "", r["model"], r["status"],
+               *(_cell(r["metrics"].get(m)) for m in metrics), r["error"].replace("\n", " ")] for r in rows],
+        right=frozenset(range(len(FIXED_COLUMNS), len(FIXED_COLUMNS) + len(metrics))),
+        notes=[("every job", f"`{' '.join(common)}`")] if common else [],
+    )
+    path.write_text(to_markdown(table) + "\n")
+
+
+def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Parameters against GFLOPs: points labelled by job number, a key of what each job changed.
+
+    Jobs landing on the same point (``linear=true`` ignores ``sr_ratios``) share one label.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a cluster node
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["status"] == "ok" and {"params", "gflops"} <= r["metrics"].keys()]
+    common = common_overrides(rows)
+    points: dict[tuple[float, float], list[str]] = {}
+    for r in done:
+        points.setdefault((r["metrics"]["gflops"], r["metrics"]["params"] / 1e6), []).append(str(r["job"]))
+    key = [f"#{r['job']}: {_varying(r, common).replace('model.', '') or r['model']}" for r in done][:MAX_KEY_LINES]
+    fig = plt.figure(figsize=(9, 5 + 0.18 * len(key)), dpi=100)
+    ax = fig.add_axes((0.09, 0.18 * len(key) / (5 + 0.18 * len(key)) + 0.1, 0.88, 0.8 * 5 / (5 + 0.18 * len(key))))
+    for (x, y), jobs in points.items():
+        ax.scatter(x, y, color="tab:blue")
+        ax.annotate("#" + ",".join(jobs), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if not done:
+        ax.text(0.5, 0.5, "no successful jobs", ha="center", va="center", transform=ax.transAxes)
+    failed = len(rows) - len(done)
+    ax.set(xlabel="GFLOPs", ylabel="parameters (M)", title=title + (f" ({failed} failed, not shown)" if failed else ""))
+    ax.grid(alpha=0.3)
+    ax.margins(0.15)
+    fig.text(0.02, 0.01, "\n".join(key), fontsize=8, family="monospace", va="bottom")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
+    rows = collect(sweep_dir)
+    title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] != 'ok' for r in rows)} failed"
+    write_csv(rows, sweep_dir / "sweep.csv")
+    write_markdown(rows, sweep_dir / "sweep.md", title)
+    write_plot(rows, sweep_dir / "sweep.png", f"Sweep {sweep_dir.name}")
+    return rows
+
+
+class SweepReport(Callback):
+    """Hydra callback (conf/hydra/default.yaml) writing the sweep's table, CSV and plot."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global _failed
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = write_report(sweep_dir)
+        _failed = sum(r["status"] != "ok" for r in rows)
+        print(f"lucid-arch: sweep of {len(rows)} jobs ({_failed} failed): {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png")

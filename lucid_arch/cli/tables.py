@@ -1,0 +1,82 @@
+"""One table, three renderings: rich (a terminal), plain text (a pipe, a log) and markdown (a file).
+
+The summary and the sweep report build a :class:`Table` of already formatted cells and leave
+the looks to this module, so every output of the app lines up the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+
+@dataclass
+class Table:
+    title: str
+    columns: Sequence[str]
+    rows: list[Sequence[str]]
+    right: frozenset[int] = frozenset()  # indexes of right-aligned (numeric) columns
+    totals: list[Sequence[str]] = field(default_factory=list)  # rows below a rule
+    notes: list[tuple[str, str]] = field(default_factory=list)  # "label: text" lines after the table
+
+
+def to_text(table: Table) -> str:
+    body = [list(table.columns), *table.rows, *table.totals]
+    widths = [max(len(str(row[i])) for row in body) for i in range(len(table.columns))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = (str(c).rjust(w) if i in table.right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [table.title, line(table.columns), rule, *map(line, table.rows)]
+    if table.totals:
+        out += [rule, *map(line, table.totals)]
+    out += [f"{label}: {text}" for label, text in table.notes]
+    return "\n".join(out)
+
+
+def _md_cell(text: object) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def to_markdown(table: Table) -> str:
+    align = ["---:" if i in table.right else ":---" for i in range(len(table.columns))]
+    rows = [*table.rows, *([[f"**{c}**" if c else "" for c in r] for r in table.totals])]
+    out = [f"### {table.title}", "", "| " + " | ".join(map(_md_cell, table.columns)) + " |", "|" + "|".join(align) + "|"]
+    out += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
+    if table.notes:
+        out += ["", *(f"- **{label}**: {_md_cell(text)}" for label, text in table.notes)]
+    return "\n".join(out)
+
+
+def print_rich(table: Table, force_terminal: bool = False) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    rich_table = RichTable(title=table.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    for i, name in enumerate(table.columns):
+        rich_table.add_column(name, justify="right" if i in table.right else "left", no_wrap=True)
+    for i, row in enumerate(table.rows):
+        rich_table.add_row(*map(str, row), end_section=i == len(table.rows) - 1 and bool(table.totals))
+    for row in table.totals:
+        rich_table.add_row(*map(str, row), style="bold")
+    console = Console(force_terminal=force_terminal or None, highlight=False)
+    # Never truncate a figure to fit a narrow terminal: let the terminal wrap the line instead.
+    console.width = max(console.width, len(to_text(table).splitlines()[1]) + 2 * len(table.columns))
+    console.print(rich_table)
+    for label, text in table.notes:
+        console.print(f"[bold]{label}[/bold]: {text}", soft_wrap=True, markup=True)
+
+
+def emit(text: str) -> None:
+    """Print to stdout; a reader that went away (``| head``) is not the job's failure."""
+    import os
+    import sys
+
+    try:
+        sys.stdout.write(text + "\n")  # one write: parallel jobs' lines do not interleave
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's recipe: silence the exit flush

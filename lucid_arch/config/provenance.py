@@ -1,0 +1,220 @@
+"""Where a composed model config's values come from: its defaults chain and who set each field.
+
+A variant file states only how it differs from what it extends, so a reviewer reading one YAML
+cannot see which file a value was inherited from, and a text diff of it hides inherited
+changes. This module replays Hydra's own defaults list (the merge order Hydra composes in)
+rather than parsing ``defaults:`` by hand, so ``_self_`` placement, nested parents and
+search-path files resolve exactly as in :func:`~lucid_arch.config.compose.load_config`.
+
+Nothing here validates or builds: a config with an unknown key or a ``_target_`` still gets
+its provenance (naming the file that smuggled the key), and no torch is imported.
+
+    >>> defaults_chain("pvt_v2_b2_li")  # doctest: +SKIP
+    ['schema default', 'conf/model/_pvt_v2.yaml', 'conf/model/pvt_v2_b1.yaml',
+     'conf/model/pvt_v2_b2.yaml', 'conf/model/pvt_v2_b2_li.yaml']
+    >>> value_sources("pvt_v2_b2_li", ["model.depths=[3,4,18,3]"])["depths"]  # doctest: +SKIP
+    'override model.depths=[3,4,18,3]'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .checks import ConfigError
+from .compose import PRIMARY_CONFIG, _hydra_initialized, _model_choice, config_dir, explain_error
+from .schema import field_names, register_configs
+
+SCHEMA_SOURCE = "schema default"  # the typed dataclass ModelConfig, ConfigStore's model/_schema
+OVERRIDE_PREFIX = "override "
+MODEL_PACKAGE = "model"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One step of the chain: a label for people, and the model fields it sets."""
+
+    label: str
+    keys: tuple[str, ...]
+    interpolated: tuple[str, ...] = ()  # keys whose raw value is an OmegaConf ${...} interpolation
+
+
+@dataclass(frozen=True)
+class Provenance:
+    sources: tuple[Source, ...]  # merge order: later sources win
+
+    @property
+    def chain(self) -> list[str]:
+        return [s.label for s in self.sources]
+
+    @property
+    def values(self) -> dict[str, str]:
+        """Field -> label of the last source that set it; every schema field is present."""
+        out = dict.fromkeys(field_names(), SCHEMA_SOURCE)
+        for source in self.sources:
+            out.update(dict.fromkeys(source.keys, source.label))
+        return out
+
+    @property
+    def interpolations(self) -> dict[str, str]:
+        """Field -> file, where the value that wins is an unresolved ``${...}`` interpolation.
+
+        Resolving one can read the environment (``${oc.env:TOKEN}``), so a tool that publishes
+        a config it did not write (a PR comment) checks this before composing it.
+        """
+        last = {}
+        for source in self.sources:
+            last.update({k: (source.label, k in source.interpolated) for k in source.keys})
+        return {k: label for k, (label, interpolated) in last.items() if interpolated}
+
+
+def defaults_chain(
+    name_or_path: str,
+    overrides: Sequence[str] = (),
+    config_root: Optional[Path] = None,
+    display_root: Optional[str] = None,
+) -> list[str]:
+    """The ordered sources of a model config: schema, family base, parents, the variant, overrides.
+
+    Files are labelled by path (relative to the working directory when inside it); see
+    :func:`provenance` for ``config_root`` and ``display_root``.
+    """
+    return provenance(name_or_path, overrides, config_root, display_root).chain
+
+
+def value_sources(
+    name_or_path: str,
+    overrides: Sequence[str] = (),
+    config_root: Optional[Path] = None,
+    display_root: Optional[str] = None,
+) -> dict[str, str]:
+    """Model field -> the file or override that last set it (:data:`SCHEMA_SOURCE` where none did).
+
+    Keys a file sets that the schema lacks (a smuggled ``_target_``) are included, so an error
+    about them can name the file.
+    """
+    return provenance(name_or_path, overrides, config_root, display_root).values
+
+
+def provenance(
+    name_or_path: str,
+    overrides: Sequence[str] = (),
+    config_root: Optional[Path] = None,
+    display_root: Optional[str] = None,
+) -> Provenance:
+    """Chain and per-field sources in one composition.
+
+    ``config_root`` composes against another config tree (as :func:`load_config` does);
+    ``display_root`` then replaces that tree's path in labels, e.g. ``origin/main:conf`` for
+    a tree checked out of git into a temporary directory. Raises :class:`ConfigError` when the
+    defaults list itself cannot be resolved (a missing parent, a bad override).
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    root = Path(config_root or config_dir()).resolve()
+    user = list(overrides)
+    with _model_choice(name_or_path) as choice:
+        with _hydra_initialized(root):
+            try:
+                defaults, repo = _defaults_list([*choice, *user])
+                files = [_file_source(repo, d, root, display_root, name_or_path, choice) for d in defaults.defaults]
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise ConfigError([explain_error(exc, name_or_path, config_root)], name_or_path) from None
+        sources = [s for s in files if s is not None]
+        mounted_label = sources[-1].label if sources else name_or_path
+        for override in defaults.overrides.config_overrides:
+            key = _model_field(override.key_or_group)
+            if key is None:
+                continue
+            if override.input_line in user:
+                sources.append(Source(OVERRIDE_PREFIX + override.input_line, (key,)))
+            else:  # added by load_config for a file without `name:`; the file is the source
+                sources.append(Source(mounted_label, (key,)))
+    return Provenance(tuple(_merge_adjacent(sources)))
+
+
+def _defaults_list(overrides: list[str]):
+    """Hydra's defaults list and the config repository it was resolved with.
+
+    This is ``ConfigLoaderImpl.compute_defaults_list`` (Hydra 1.3) keeping its repository:
+    the public loader's own repository lacks ``hydra.searchpath`` entries, where a YAML path
+    is mounted, so files found through the search path could not be read back otherwise.
+    """
+    from hydra._internal.defaults_list import create_defaults_list
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    parsed, repo = loader._parse_overrides_and_create_caching_repo(PRIMARY_CONFIG, overrides)
+    defaults = create_defaults_list(
+        repo=repo, config_name=PRIMARY_CONFIG, overrides_list=parsed, prepend_hydra=True, skip_missing=False
+    )
+    return defaults, repo
+
+
+def _merge_adjacent(sources: list[Source]) -> list[Source]:
+    out: list[Source] = []
+    for s in sources:
+        if out and out[-1].label == s.label:
+            out[-1] = Source(
+                s.label, tuple(dict.fromkeys(out[-1].keys + s.keys)), out[-1].interpolated + s.interpolated
+            )
+        else:
+            out.append(s)
+    return out
+
+
+def _model_field(key: Optional[str]) -> Optional[str]:
+    """'model.depths' (or 'model.depths.1') -> 'depths'; None for keys outside the model."""
+    if not key or not key.startswith(MODEL_PACKAGE + "."):
+        return None
+    return key[len(MODEL_PACKAGE) + 1 :].split(".")[0].split("[")[0]
+
+
+def _file_source(
+    repo, default, root: Path, display_root: Optional[str], name: str, choice: list[str]
+) -> Optional[Source]:
+    """The Source of one defaults-list entry, or None when it sets nothing in the model."""
+    from omegaconf import OmegaConf
+
+    if default.config_path is None:
+        return None
+    loaded = repo.load_config(default.config_path)
+    if loaded is None:
+        return None
+    content = OmegaConf.to_container(loaded.config, resolve=False) if loaded.config is not None else {}
+    content = content if isinstance(content, dict) else {}
+    if default.package == MODEL_PACKAGE:
+        values = {str(k): v for k, v in content.items() if k != "defaults"}
+    elif default.package == "" and isinstance(content.get(MODEL_PACKAGE), dict):
+        values = {str(k): v for k, v in content[MODEL_PACKAGE].items()}
+    else:
+        return None
+    keys = tuple(values)
+    interpolated = tuple(k for k, v in values.items() if "${" in str(v))
+    if loaded.is_schema_source or str(loaded.path).startswith("structured://"):
+        return Source(SCHEMA_SOURCE, ())  # schema values are what value_sources reports by default
+    mounted = choice[0].split("=", 1)[1] if choice else None
+    if default.config_path == f"{MODEL_PACKAGE}/{mounted}" and mounted != name:
+        return Source(name, keys, interpolated)  # a YAML path mounted by load_config: label it as given
+    return Source(_label(str(loaded.path), default.config_path, root, display_root), keys, interpolated)
+
+
+def _label(provider_path: str, config_path: str, root: Path, display_root: Optional[str]) -> str:
+    base = Path(provider_path.removeprefix("file://"))
+    path = (base / f"{config_path}.yaml").resolve()
+    if display_root is not None and path.is_relative_to(root):
+        sep = "" if display_root.endswith((":", "/")) else "/"
+        return f"{display_root}{sep}{path.relative_to(root).as_posix()}"
+    return display_path(path)
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when inside it, else absolute."""
+    try:
+        return Path(os.path.relpath(path)).as_posix() if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
+    except ValueError:  # another drive on Windows
+        return str(path)

@@ -1,0 +1,300 @@
+"""The `lucid-arch` Hydra app: the summary, its formats, errors, fast start, sweeps and launchers.
+
+The console script itself runs in subprocesses (summary, an error, --cfg job, the sweeps and
+both launchers); the rest calls ``lucid_arch.cli.app.main`` in-process, which is the same code
+without the interpreter start.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lucid_arch.cli import app
+from lucid_arch.cli.job_names import job_dir_name
+
+from conftest import OFFICIAL_PARAMS
+
+SCRIPT = Path(sys.executable).parent / "lucid-arch"
+
+
+def run_script(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    assert SCRIPT.is_file(), f"console script {SCRIPT} is missing: pip install -e . registers it"
+    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``lucid-arch ARGV`` in-process: (exit status, stdout, stderr)."""
+    try:
+        app.main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Jobs write outputs/ and multirun/ under the working directory: keep them out of the checkout."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+
+def only(paths: list[Path]) -> Path:
+    assert len(paths) == 1, paths
+    return paths[0]
+
+
+# ------------------------------------------------------------------------------------- summary
+
+
+def test_summary_through_the_console_script(tmp_path):
+    proc = run_script("model=pvt_v2_b2", "model.depths=[3,4,18,3]", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "\x1b[" not in out, "stdout is a pipe: plain text, no colour codes"
+    assert "pvt_v2_b2 at 224x224: 45.24 M parameters, 13.795 GFLOPs" in out
+    # One row per stage with its feature map, tokens, dims, heads, head dim, sr, kv tokens, depth.
+    rows = [line.split() for line in out.splitlines() if re.match(r"^[0-3]\s", line)]
+    assert [r[:8] for r in rows] == [
+        ["0", "56x56", "3,136", "64", "1", "64", "8", "49"],
+        ["1", "28x28", "784", "128", "2", "64", "4", "49"],
+        ["2", "14x14", "196", "320", "5", "64", "2", "49"],
+        ["3", "7x7", "49", "512", "8", "64", "1", "49"],
+    ]
+    assert [r[10] for r in rows] == ["3", "4", "18", "3"]  # depths, after linear and mlp ratio
+    assert re.search(r"^total\s+45,238,696\s+13\.795$", out, re.M)  # = pvt_v2_b3's parameters
+    assert "forward_features: 1x64x56x56, 1x128x28x28, 1x320x14x14, 1x512x7x7" in out
+    assert "logits: 1x1000" in out
+    chain = next(line for line in out.splitlines() if line.startswith("config: "))
+    assert chain.index("_pvt_v2.yaml") < chain.index("pvt_v2_b1.yaml") < chain.index("pvt_v2_b2.yaml")
+    assert chain.endswith("override model.depths=[3,4,18,3]")
+
+    record = json.loads(only(list(tmp_path.glob("outputs/*/*/summary.json"))).read_text())
+    assert record["status"] == "ok" and record["model"] == "pvt_v2_b2"
+    assert record["metrics"] == {"params": 45_238_696, "gflops": 13.7946}
+    assert record["overrides"] == ["model=pvt_v2_b2", "model.depths=[3,4,18,3]"]
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
+def test_json_summary_of_every_variant(name, capsys):
+    code, out, err = run_main([f"model={name}", "format=json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["params"] == OFFICIAL_PARAMS[name]
+    assert summary["params"] == sum(s["params"] for s in summary["stages"]) + summary["head_params"]
+    assert summary["flops"] >= sum(s["flops"] for s in summary["stages"]) > 0
+    assert summary["logits_shape"] == [1, 1000]
+    assert len(summary["feature_shapes"]) == len(summary["stages"]) == 4
+    assert summary["sources"][-1].endswith(f"{name}.yaml")
+
+
+def test_rich_table_when_forced(capsys):
+    code, out, _ = run_main(["model=pvt_v2_b0", "format=rich"], capsys)
+    assert code == 0
+    assert "\x1b[" in out and "─" in out  # colour codes and rich's rules
+    assert "3,666,760" in out and "1.132" in out
+
+
+def test_task_batch_size_scales_flops(capsys):
+    _, out1, _ = run_main(["format=json"], capsys)
+    _, out8, _ = run_main(["format=json", "task.batch_size=8"], capsys)
+    one, eight = json.loads(out1), json.loads(out8)
+    assert eight["flops"] == 8 * one["flops"] and eight["params"] == one["params"]
+    assert eight["logits_shape"] == [8, 1000]
+
+
+# -------------------------------------------------------------------------------------- errors
+
+ERRORS = {
+    "wrong type": (["model.img_size=abc"], ["model.img_size", "'abc'", "expected an integer"]),
+    "wrong list length": (["model=pvt_v2_b2", "model.depths=[2,2,2]"], ["model.depths", "3 entries", "embed_dims has 4"]),
+    "heads not dividing dims": (["model.num_heads=[1,2,6,8]"], ["model.num_heads[2] = 6", "does not divide", "embed_dims[2] = 160"]),
+    "unknown key": (["model.depht=[2,2,2,2]"], ["model.depht", "unknown key", "did you mean depths"]),
+    "unknown model": (["model=pvt_v2_b9"], ["model=pvt_v2_b9", "no such model", "did you mean pvt_v2_b5"]),
+    "bad format": (["format=xml"], ["format = 'xml'", "auto, rich, text, json"]),
+    "unknown task": (["task=trian"], ["task=trian", "no such option", "summary"]),
+    "unparsable override": (["model.depths=[2,2"], ["cannot parse override", "quote lists"]),
+    "every problem at once": (["model.img_size=abc", "model.qkv_bias=maybe"], ["2 problems", "model.img_size", "model.qkv_bias"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_invalid_overrides_exit_2_with_one_paragraph(case, capsys):
+    argv, needles = ERRORS[case]
+    code, out, err = run_main(argv, capsys)
+    assert code == 2, (out, err)
+    assert err.startswith("lucid-arch: Invalid ") and err.endswith("\n")
+    assert "Traceback" not in err and "\n\n" not in err.strip()
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
+
+
+def test_error_through_the_console_script(tmp_path):
+    proc = run_script("model=pvt_v2_b2", "model.num_heads=[1,2,6,8]", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "model.num_heads[2] = 6: does not divide embed_dims[2] = 320" in proc.stderr
+    # The failed job still leaves its record.
+    record = json.loads(only(list(tmp_path.glob("outputs/*/*/summary.json"))).read_text())
+    assert record["status"] == "failed" and "num_heads[2]" in record["error"]
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    proc = run_script("model.img_size=abc", cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr
+
+
+# ----------------------------------------------------------------------------------- fast start
+
+TORCH_FREE = {
+    "--help": (["--help"], {}, "model (conf/model/)"),
+    "--cfg job": (["--cfg", "job", "model=pvt_v2_b2"], {}, "name: pvt_v2_b2"),
+    "--info": (["--info"], {}, "Hydra"),
+    "tab completion": (["-sc", "query=bash"], {"COMP_LINE": "lucid-arch model=pvt_v2_b"}, "model=pvt_v2_b2_li"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_FREE))
+def test_config_only_commands_never_import_torch(case, tmp_path):
+    args, env, expected = TORCH_FREE[case]
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(SCRIPT), *args],  # the console script, traced
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert expected in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" not in imported, f"{case} imported torch"
+    assert "lucid_arch.cli.app" in imported  # the trace really covered the app
+
+
+def test_cfg_job_through_the_console_script(tmp_path):
+    proc = run_script("--cfg", "job", "model=pvt_v2_b2_li", "model.num_classes=10", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "name: pvt_v2_b2_li" in proc.stdout and "num_classes: 10" in proc.stdout and "linear: true" in proc.stdout
+    assert "task:\n  name: summary" in proc.stdout
+    assert not (tmp_path / "outputs").exists(), "--cfg runs no job"
+
+
+# --------------------------------------------------------------------------------------- sweeps
+
+
+def read_sweep(root: Path) -> tuple[Path, list[dict[str, str]]]:
+    sweep_dir = only([p.parent for p in root.glob("multirun/*/*/sweep.csv")])
+    with (sweep_dir / "sweep.csv").open() as f:
+        return sweep_dir, list(csv.DictReader(f))
+
+
+def test_multirun_through_the_console_script(tmp_path):
+    """A sweep over models and a field, one job failing validation: a row, not a lost sweep."""
+    proc = run_script("-m", "model=glob([pvt_v2_b0*,pvt_v2_b1*])", "model.num_heads=[1,2,5,8],[1,2,6,8]", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # the sweep ran; some jobs failed
+    assert "2 job(s) of the sweep failed" in proc.stderr and "Traceback" not in proc.stderr
+    sweep_dir, rows = read_sweep(tmp_path)
+    assert [(r["job"], r["model"], r["status"]) for r in rows] == [
+        ("0", "pvt_v2_b0", "ok"), ("1", "pvt_v2_b0", "failed"), ("2", "pvt_v2_b1", "ok"), ("3", "pvt_v2_b1", "failed"),
+    ]
+    assert rows[0]["params"] == str(OFFICIAL_PARAMS["pvt_v2_b0"]) and rows[2]["params"] == str(OFFICIAL_PARAMS["pvt_v2_b1"])
+    assert "num_heads[2] = 6" in rows[1]["error"] and rows[1]["params"] == ""
+    assert rows[1]["overrides"] == "model=pvt_v2_b0 model.num_heads=[1,2,6,8]"
+    # Readable job directories, each with its summary.json.
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == [
+        "0_model.num_heads=1-2-5-8__model=pvt_v2_b0",  # Hydra sorts the keys
+        "1_model.num_heads=1-2-6-8__model=pvt_v2_b0",
+        "2_model.num_heads=1-2-5-8__model=pvt_v2_b1",
+        "3_model.num_heads=1-2-6-8__model=pvt_v2_b1",
+    ]
+    assert all((sweep_dir / j / "summary.json").is_file() for j in jobs)
+    md = (sweep_dir / "sweep.md").read_text()
+    assert "| 1 | `model=pvt_v2_b0 model.num_heads=[1,2,6,8]` | pvt_v2_b0 | failed |" in md
+    assert (sweep_dir / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_depth_sweep_experiment(capsys):
+    code, _, err = run_main(["+experiment=depth_sweep"], capsys)  # hydra.mode: MULTIRUN in the file
+    assert code == 0, err
+    _, rows = read_sweep(Path.cwd())
+    assert [int(r["params"]) for r in rows] == [14_009_000, 25_362_856, 45_238_696, 62_556_072]
+    assert [r["overrides"] for r in rows][0] == "model.depths=[2,2,2,2] +experiment=depth_sweep"
+    md = (only(list(Path.cwd().glob("multirun/*/*/sweep.md")))).read_text()
+    assert "every job**: `+experiment=depth_sweep`" in md
+
+
+def test_sr_sweep_experiment(capsys):
+    code, _, err = run_main(["+experiment=sr_sweep"], capsys)
+    assert code == 0, err
+    _, rows = read_sweep(Path.cwd())
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    by = {r["overrides"].split(" +")[0]: float(r["gflops"]) for r in rows}
+    standard = [by[f"model.sr_ratios={sr} model.linear=False"] for sr in ("[8,4,2,1]", "[4,2,1,1]", "[2,2,1,1]", "[1,1,1,1]")]
+    assert standard == sorted(standard) and standard[0] == pytest.approx(8.0535, abs=1e-4)  # b2 itself first
+    linear = [v for k, v in by.items() if k.endswith("linear=True")]
+    assert linear == [pytest.approx(7.7777, abs=1e-4)] * 4  # linear attention ignores sr_ratios: b2_li
+
+
+def test_v2_family_experiment_lists_every_v2_variant(capsys):
+    code, _, err = run_main(["+experiment=v2_family", "hydra/launcher=basic"], capsys)
+    assert code == 0, err
+    _, rows = read_sweep(Path.cwd())
+    assert {r["model"]: int(r["params"]) for r in rows} == {k: v for k, v in OFFICIAL_PARAMS.items() if k.startswith("pvt_v2")}
+
+
+def test_an_invalid_sweep_value_is_reported_before_any_job(capsys):
+    code, _, err = run_main(["-m", "model=pvt_v2_b0,pvt_v2_bX"], capsys)
+    assert code == 2
+    assert "model=pvt_v2_bX: no such model" in err
+    assert not list(Path.cwd().glob("multirun/*/*/sweep.csv"))
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_two_job_sweep_through_a_launcher(launcher, tmp_path):
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=5"]
+    proc = run_script("-m", f"hydra/launcher={launcher}", *extra, "model=pvt_v2_b0,pvt_v2_b2_li", cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    _, rows = read_sweep(tmp_path)
+    assert [(r["model"], r["status"], int(r["params"])) for r in rows] == [
+        ("pvt_v2_b0", "ok", OFFICIAL_PARAMS["pvt_v2_b0"]),
+        ("pvt_v2_b2_li", "ok", OFFICIAL_PARAMS["pvt_v2_b2_li"]),
+    ]
+
+
+# --------------------------------------------------------------------------------- job naming
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ("model=pvt_v2_b1__model.depths=[2,2,2,2]", "3_model=pvt_v2_b1__model.depths=2-2-2-2"),
+        ("model.linear=[true,false]__model.name='a b'", "3_model.linear=true-false__model.name=ab"),
+        ("hydra.searchpath=[file:///x/y]", "3_hydra.searchpath=file----x-y"),
+        ("", "3"),
+    ],
+)
+def test_job_dir_names_have_no_brackets_or_commas(overrides, expected):
+    assert job_dir_name(3, overrides) == expected
+    assert len(job_dir_name(3, "model.depths=" + "[1,2]" * 100)) <= 120
+
+
+def test_a_variant_from_a_user_config_dir(capsys):
+    """-cd adds a directory holding model/*.yaml; the chain shows the user's file."""
+    examples = Path(__file__).resolve().parent.parent / "examples" / "my_models"
+    code, out, err = run_main(["-cd", str(examples), "model=tiny3", "format=json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["name"] == "tiny3" and [s["embed_dim"] for s in summary["stages"]] == [32, 64, 128]
+    assert [s["linear"] for s in summary["stages"]] == [True, True, False]
+    assert summary["sources"][-1].endswith("my_models/model/tiny3.yaml")
+    assert summary["sources"][-2] == "conf/model/pvt_v2_b0.yaml"

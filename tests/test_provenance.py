@@ -1,0 +1,82 @@
+"""Config provenance: the defaults chain and which source set each model field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lucid_arch.config import ConfigError
+from lucid_arch.config.provenance import SCHEMA_SOURCE, defaults_chain, provenance, value_sources
+from lucid_arch.config.schema import field_names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+    monkeypatch.chdir(ROOT)  # labels are relative to the working directory
+
+
+def test_chain_runs_schema_base_parents_variant_then_overrides():
+    chain = defaults_chain("pvt_v2_b2_li", ["model.depths=[3,4,18,3]"])
+    assert chain == [
+        SCHEMA_SOURCE,
+        "conf/model/_pvt_v2.yaml",
+        "conf/model/pvt_v2_b1.yaml",
+        "conf/model/pvt_v2_b2.yaml",
+        "conf/model/pvt_v2_b2_li.yaml",
+        "override model.depths=[3,4,18,3]",
+    ]
+
+
+def test_value_sources_name_the_last_setter_of_every_field():
+    sources = value_sources("pvt_v2_b2_li", ["model.num_classes=10"])
+    assert set(sources) == set(field_names())
+    assert sources["linear"] == "conf/model/pvt_v2_b2_li.yaml"  # overrides _pvt_v2's linear: false
+    assert sources["depths"] == "conf/model/pvt_v2_b2.yaml"
+    assert sources["embed_dims"] == "conf/model/pvt_v2_b1.yaml"
+    assert sources["sr_ratios"] == "conf/model/_pvt_v2.yaml"
+    assert sources["num_classes"] == "override model.num_classes=10"
+    assert sources["drop_rate"] == SCHEMA_SOURCE
+
+
+def test_a_yaml_path_is_labelled_as_given_and_names_itself(tmp_path):
+    path = tmp_path / "wide.yaml"
+    path.write_text("defaults: [pvt_v2_b0, _self_]\nembed_dims: [64, 128, 320, 512]\n")  # no name:
+    chain = defaults_chain(str(path))
+    assert chain[-2:] == ["conf/model/pvt_v2_b0.yaml", str(path)]
+    sources = value_sources(str(path))
+    assert sources["embed_dims"] == sources["name"] == str(path)
+
+
+def test_a_smuggled_key_is_attributed_to_its_file(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("defaults: [pvt_v2_b0, _self_]\n_target_: os.system\n")
+    assert value_sources(str(path))["_target_"] == str(path)
+
+
+def test_interpolations_are_found_without_resolving_them(tmp_path):
+    path = tmp_path / "env.yaml"
+    path.write_text("defaults: [pvt_v2_b0, _self_]\nname: ${oc.env:LUCID_SECRET}\n")
+    assert provenance(str(path)).interpolations == {"name": str(path)}
+    assert provenance("pvt_v2_b0").interpolations == {}
+
+
+def test_another_config_tree_and_display_root(tmp_path):
+    import shutil
+
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    (tmp_path / "conf/model/pvt_v2_b2.yaml").write_text("defaults: [pvt_v2_b0, _self_]\nname: pvt_v2_b2\n")
+    chain = defaults_chain("pvt_v2_b2", config_root=tmp_path / "conf", display_root="main:conf")
+    assert chain == [
+        SCHEMA_SOURCE,
+        "main:conf/model/_pvt_v2.yaml",
+        "main:conf/model/pvt_v2_b0.yaml",
+        "main:conf/model/pvt_v2_b2.yaml",
+    ]
+
+
+def test_an_unknown_variant_is_a_config_error():
+    with pytest.raises(ConfigError, match="no such model"):
+        defaults_chain("pvt_v2_b9")
