@@ -1,18 +1,20 @@
 """What a config is and costs, per stage, without allocating a single weight.
 
-The model is built on the ``meta`` device (shapes, no storage) and run once under
-``torch.utils.flop_counter.FlopCounterMode``, so pvt_huge is analysed as fast as b0. FLOPs
-count a multiply-add as 2. Attention matmuls are included and also reported apart
-(``attention_flops``): counted on real CPU tensors, flop_counter does not see the fused SDPA
-kernel, which is why figures published that way (1.06 G for pvt_v2_b0) are lower by exactly
-that share.
+The model is built on the ``meta`` device (shapes, no storage) and parameters are counted on
+it. FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over one forward of a *probe*:
+the same model with one block per stage. The blocks of a stage are identical in shape, so each
+stage's count is its probe count plus (depth - 1) times its block's; pvt_v2_b5 (52 blocks) is
+counted from 4, and pvt_huge is analysed as fast as b0. FLOPs count a multiply-add as 2.
+Attention matmuls are included and also reported apart (``attention_flops``): counted on real
+CPU tensors, flop_counter does not see the fused SDPA kernel, which is why figures published
+that way (1.06 G for pvt_v2_b0) are lower by exactly that share.
 
 The command-line summary, the config-diff tool and the benchmarks all read this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional
 
 from .builder import resolve_spec
@@ -86,14 +88,18 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
 
     raw = to_plain_dict(cfg)
     spec = resolve_spec(raw if img_size is None else {**raw, "img_size": img_size})
+    probe_spec = replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages))
     with torch.device("meta"):
-        model = PyramidVisionTransformer(spec).eval().requires_grad_(False)
+        model = PyramidVisionTransformer(spec)
+        probe = PyramidVisionTransformer(probe_spec).eval().requires_grad_(False)
         x = torch.empty(batch_size, spec.in_channels, spec.img_size, spec.img_size)
     with FlopCounterMode(display=False) as counter:
-        logits = model(x)  # through __call__, so per-module counts are keyed by the model's FQNs
-    maps = model.forward_features(x)
+        logits = probe(x)  # through __call__, so per-module counts are keyed by the model's FQNs
+    maps = probe.forward_features(x)
     by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
     root = type(model).__name__
+    # flops of the blocks the probe left out: (depth - 1) copies of each stage's one block
+    extra = [(s.depth - 1) * by_module.get(f"{root}.stages.{s.index}.blocks.0", 0) for s in spec.stages]
 
     params = {name: p.numel() for name, p in model.named_parameters()}
     stages = []
@@ -101,7 +107,7 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
         prefixes = _stage_prefixes(spec, i)
         # The model calls each stage's patch embedding itself, outside the stage's forward.
         embed = f"{root}.patch_embed" if i == 0 else f"{root}.stages.{i}.downsample"
-        flops = by_module.get(f"{root}.stages.{i}", 0) + by_module.get(embed, 0)
+        flops = by_module.get(f"{root}.stages.{i}", 0) + by_module.get(embed, 0) + extra[i]
         stages.append(
             StageReport(
                 index=i,
@@ -128,7 +134,7 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
         head_params=sum(n for k, n in params.items() if k.startswith("head.")),
         head_flops=by_module.get(f"{root}.head", 0),
         params=sum(params.values()),
-        flops=counter.get_total_flops(),
+        flops=counter.get_total_flops() + sum(extra),
         attention_flops=sum(s.attention_flops for s in stages),
         feature_shapes=tuple(tuple(m.shape) for m in maps),
         logits_shape=tuple(logits.shape),

@@ -75,11 +75,12 @@ class PyramidVisionTransformer(nn.Module):
         self.num_prefix_tokens = int(spec.cls_token)
         self.pool = POOLS[spec.pool]()
         self.head = nn.Linear(self.num_features, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
-        self.init_weights()
+        if not self.patch_embed.proj.weight.is_meta:  # meta tensors hold no values: to_empty(), then init_weights()
+            self.init_weights()
 
     # --- initialisation --------------------------------------------------------------------
     def init_weights(self) -> None:
-        """The official PVT initialisation."""
+        """The official PVT initialisation: every parameter is (re)set, so it may follow ``to_empty()``."""
         for name, p in self.named_parameters():
             if name == "cls_token" or name.endswith("pos_embed"):
                 nn.init.trunc_normal_(p, std=0.02)
@@ -87,7 +88,9 @@ class PyramidVisionTransformer(nn.Module):
 
     def _init_module(self, m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
+            # Upstream's trunc_normal_(std=.02) truncates at +-2, 100 std away: the bounds are never
+            # reached, so a plain normal is the same distribution, drawn ~2x faster.
+            nn.init.normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
@@ -98,6 +101,8 @@ class PyramidVisionTransformer(nn.Module):
             nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d):
+            m.reset_parameters()  # PyTorch's default (v1)
 
     def no_weight_decay(self) -> set[str]:
         """Parameters an optimizer should not decay (timm's convention)."""

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+import lucid_arch
 from lucid_arch.cli import app
 from lucid_arch.cli.job_names import job_dir_name
 
-from conftest import OFFICIAL_PARAMS
+from conftest import OFFICIAL_PARAMS, num_params
 
 SCRIPT = Path(sys.executable).parent / "lucid-arch"
 
@@ -323,3 +324,43 @@ def test_a_variant_from_a_user_config_dir(capsys):
     assert [s["linear"] for s in summary["stages"]] == [True, True, False]
     assert summary["sources"][-1].endswith("my_models/model/tiny3.yaml")
     assert summary["sources"][-2] == "conf/model/pvt_v2_b0.yaml"
+
+
+# ------------------------------------------------------------------------------------ benchmark
+
+TINY_BENCH = ["model=pvt_v2_b0", "model.depths=[1,1,1,1]", "model.img_size=64", "task=benchmark", "task.batch_sizes=[1,2]",
+              "task.repeats=2", "task.warmup=0", "task.inference_batch_size=2", "task.agreement_inputs=4",
+              "task.train_batch_size=2", "task.device=cpu"]
+
+
+def test_benchmark_task_writes_timings_and_metrics(capsys):
+    code, out, err = run_main([*TINY_BENCH, "format=json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    configs = [(t["config"], t["candidate"]) for t in data["timings"]]
+    assert ("forward b1 fp32", "lucid_arch") in configs and ("forward b2 fp32", "lucid_arch") in configs
+    assert ("train step b2 fp32", "lucid_arch") in configs
+    assert any(c == "inference b2" and "inference path" in n for c, n in configs)
+    assert all(t["seconds"]["n"] == 2 and t["seconds"]["median"] > 0 for t in data["timings"])
+    assert data["agreement"]["inputs"] == 4
+    record = json.loads(only(list(Path.cwd().glob("outputs/*/*/summary.json"))).read_text())
+    assert record["status"] == "ok" and record["task"] == "benchmark"
+    metrics = record["metrics"]
+    built = lucid_arch.create_model("pvt_v2_b0", depths=[1, 1, 1, 1], img_size=64)
+    assert list(metrics)[:2] == ["params", "gflops"] and metrics["params"] == num_params(built)
+    assert metrics["forward b2 fp32 img/s"] == pytest.approx(2 / _median(data, "forward b2 fp32", "lucid_arch"), rel=0.01)
+    fast = next(k for k in metrics if k.startswith("inference b2 inference path"))
+    assert metrics[fast] != metrics["inference b2 fp32 img/s"]  # the fast path and its fp32 baseline are separate columns
+    assert "inference b2 inference path (bf16) speedup" in metrics or "inference b2 inference path (fp32) speedup" in metrics
+    assert json.loads(only(list(Path.cwd().glob("outputs/*/*/benchmark.json"))).read_text())["timings"] == data["timings"]
+
+
+def _median(data: dict, config: str, candidate: str) -> float:
+    return next(t["seconds"]["median"] for t in data["timings"] if t["config"] == config and t["candidate"] == candidate)
+
+
+def test_benchmark_task_rejects_bad_settings(capsys):
+    code, _, err = run_main([*TINY_BENCH, "task.precisions=[fp16]", "task.batch_sizes=[0]"], capsys)
+    assert code == 2
+    assert "task.precisions = 'fp16': choose from fp32, bf16" in err
+    assert "task.batch_sizes = 0: batch sizes are positive integers" in err

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
 
-TASKS = {"summary": "lucid_arch.cli.summary"}
+TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark"}
 FORMATS = ("auto", "rich", "text", "json")
 SUMMARY_FILE = "summary.json"
 

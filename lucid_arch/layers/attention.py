@@ -20,8 +20,13 @@ LINEAR_POOL_SIZE = 7
 
 
 def tokens_to_map(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(B, H*W, C) -> (B, C, H, W)."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
+    """(B, H*W, C) -> (B, C, H, W), a channels_last view of the tokens (no copy).
+
+    Going through (B, H, W, C) gives every dimension its true stride, so convolutions see
+    channels_last input even at batch 1 (a transpose-then-reshape leaves the size-1 batch an
+    arbitrary stride, and oneDNN then copies the map to NCHW: 3 ms of pvt_v2_b0's 21 ms).
+    """
+    return x.reshape(x.shape[0], h, w, x.shape[2]).permute(0, 3, 1, 2)
 
 
 def map_to_tokens(x: torch.Tensor) -> torch.Tensor:

@@ -36,4 +36,6 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         x = x + self.drop_path1(self.attn(self.norm1(x), h, w))
-        return x + self.drop_path2(self.mlp(self.norm2(x), h, w))
+        y = self.drop_path2(self.mlp(self.norm2(x), h, w))
+        # Without autograd, the second residual reuses the first's fresh buffer (the caller's x is untouched).
+        return x + y if torch.is_grad_enabled() else x.add_(y)
