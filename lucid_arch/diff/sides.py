@@ -198,4 +198,12 @@ def _extract(rev: str, tree: str, toplevel: Path, dest: Path) -> None:
     if archive.returncode:
         raise SideError(f"{rev}:{tree}: git archive failed: {archive.stderr.decode().strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 (and security backports)
+            tar.extractall(dest, filter="data")
+            return
+        # Older 3.11 (Debian's 3.11.2): the same rule by hand, plain files and folders inside dest only.
+        for member in tar.getmembers():
+            parts = PurePosixPath(member.name).parts
+            if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+                raise SideError(f"{rev}:{tree}: refusing to extract {member.name!r} from git archive (not a plain file inside the tree).")
+        tar.extractall(dest)  # noqa: S202 - every member checked above
