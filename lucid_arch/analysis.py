@@ -1,10 +1,11 @@
 """What a config is and costs, per stage, without allocating a single weight.
 
-The model is built on the ``meta`` device (shapes, no storage) and parameters are counted on
-it. FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over one forward of a *probe*:
-the same model with one block per stage. The blocks of a stage are identical in shape, so each
-stage's count is its probe count plus (depth - 1) times its block's; pvt_v2_b5 (52 blocks) is
-counted from 4, and pvt_huge is analysed as fast as b0. FLOPs count a multiply-add as 2.
+A *probe* is built on the ``meta`` device (shapes, no storage): the same model with one block
+per stage. The blocks of a stage are identical in shape, so each stage's parameters and FLOPs
+(``torch.utils.flop_counter.FlopCounterMode`` over one forward of the probe) are its probe
+counts plus (depth - 1) times its block 0's; pvt_v2_b5 (52 blocks) is counted from 4, and
+pvt_huge is analysed as fast as b0. Feature-map shapes come from the stage specs the modules
+are built from. FLOPs count a multiply-add as 2.
 Attention matmuls are included and also reported apart (``attention_flops``): counted on real
 CPU tensors, flop_counter does not see the fused SDPA kernel, which is why figures published
 that way (1.06 G for pvt_v2_b0) are lower by exactly that share.
@@ -90,28 +91,26 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
     spec = resolve_spec(raw if img_size is None else {**raw, "img_size": img_size})
     probe_spec = replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages))
     with torch.device("meta"):
-        model = PyramidVisionTransformer(spec)
         probe = PyramidVisionTransformer(probe_spec).eval().requires_grad_(False)
         x = torch.empty(batch_size, spec.in_channels, spec.img_size, spec.img_size)
     with FlopCounterMode(display=False) as counter:
         logits = probe(x)  # through __call__, so per-module counts are keyed by the model's FQNs
-    maps = probe.forward_features(x)
     by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
-    root = type(model).__name__
-    # flops of the blocks the probe left out: (depth - 1) copies of each stage's one block
-    extra = [(s.depth - 1) * by_module.get(f"{root}.stages.{s.index}.blocks.0", 0) for s in spec.stages]
+    root = type(probe).__name__
+    params = {name: p.numel() for name, p in probe.named_parameters()}
 
-    params = {name: p.numel() for name, p in model.named_parameters()}
+    def block_params(i: int) -> int:
+        return sum(n for k, n in params.items() if k.startswith(f"stages.{i}.blocks.0."))
+
     stages = []
     for i, s in enumerate(spec.stages):
-        prefixes = _stage_prefixes(spec, i)
         # The model calls each stage's patch embedding itself, outside the stage's forward.
         embed = f"{root}.patch_embed" if i == 0 else f"{root}.stages.{i}.downsample"
-        flops = by_module.get(f"{root}.stages.{i}", 0) + by_module.get(embed, 0) + extra[i]
+        left_out = s.depth - 1  # blocks the probe does not have, each the same as its block 0
         stages.append(
             StageReport(
                 index=i,
-                feature_size=maps[i].shape[-2:],
+                feature_size=s.grid,
                 tokens=s.tokens,
                 embed_dim=s.dim,
                 num_heads=s.num_heads,
@@ -121,21 +120,24 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
                 linear=s.linear,
                 mlp_ratio=s.mlp_ratio,
                 depth=s.depth,
-                params=sum(n for k, n in params.items() if k.startswith(prefixes)),
-                flops=flops,
+                params=sum(n for k, n in params.items() if k.startswith(_stage_prefixes(spec, i))) + left_out * block_params(i),
+                flops=by_module.get(f"{root}.stages.{i}", 0) + by_module.get(embed, 0)
+                + left_out * by_module.get(f"{root}.stages.{i}.blocks.0", 0),
                 attention_flops=attention_flops(s, batch_size),
             )
         )
+    head_params = sum(n for k, n in params.items() if k.startswith("head."))
+    head_flops = by_module.get(f"{root}.head", 0)
     return ModelReport(
         name=spec.name,
         img_size=spec.img_size,
         batch_size=batch_size,
         stages=tuple(stages),
-        head_params=sum(n for k, n in params.items() if k.startswith("head.")),
-        head_flops=by_module.get(f"{root}.head", 0),
-        params=sum(params.values()),
-        flops=counter.get_total_flops() + sum(extra),
-        attention_flops=sum(s.attention_flops for s in stages),
-        feature_shapes=tuple(tuple(m.shape) for m in maps),
+        head_params=head_params,
+        head_flops=head_flops,
+        params=sum(st.params for st in stages) + head_params,
+        flops=sum(st.flops for st in stages) + head_flops,
+        attention_flops=sum(st.attention_flops for st in stages),
+        feature_shapes=tuple((batch_size, s.dim, *s.grid) for s in spec.stages),
         logits_shape=tuple(logits.shape),
     )

@@ -247,3 +247,24 @@ def test_random_config_param_count_on_meta(cfg):
         model = build_model(cfg)
     assert all(p.device.type == "meta" for p in model.parameters())
     assert count_params(model) == expected_params(cfg)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=pvt_configs(max_img=128))
+def test_analysis_extrapolated_from_one_block_per_stage_equals_the_full_model(cfg):
+    """analyze() counts a one-block-per-stage probe and scales by depth; the full model must agree."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lucid_arch.analysis import analyze
+
+    report = analyze(cfg, batch_size=2)
+    with torch.device("meta"):
+        model = build_model(cfg).eval()
+        x = torch.empty(2, cfg["in_channels"], cfg["img_size"], cfg["img_size"])
+    with FlopCounterMode(display=False) as counter:
+        logits = model(x)
+    maps = model.forward_features(x)
+    assert report.params == count_params(model) == expected_params(cfg)
+    assert report.flops == counter.get_total_flops()
+    assert report.feature_shapes == tuple(tuple(m.shape) for m in maps)
+    assert report.logits_shape == tuple(logits.shape)
