@@ -364,3 +364,10 @@ def test_benchmark_task_rejects_bad_settings(capsys):
     assert code == 2
     assert "task.precisions = 'fp16': choose from fp32, bf16" in err
     assert "task.batch_sizes = 0: batch sizes are positive integers" in err
+
+
+def test_a_failed_sweep_does_not_fail_the_next_run_in_the_same_process(capsys):
+    code, _, _ = run_main(["-m", "model.num_heads=[1,2,6,8]"], capsys)
+    assert code == 1
+    code, _, err = run_main(["format=json"], capsys)
+    assert code == 0, err

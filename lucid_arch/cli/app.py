@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, config_dir, register_configs
+from . import jobs, sweep_report
 from .job_names import job_dir_name
 from .jobs import EXIT_FAILED, EXIT_USAGE
 
@@ -34,10 +35,8 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def _app(cfg: DictConfig) -> Optional[float]:
-    from .jobs import run_job  # the job layer; still torch-free until a task runs
-
-    return run_job(cfg)
+def _app(cfg: DictConfig) -> None:
+    jobs.run_job(cfg)  # torch-free until the task runs
 
 
 def _overrides(argv: Sequence[str]) -> list[str]:
@@ -80,8 +79,7 @@ def _explain(error: BaseException, argv: Sequence[str]) -> ConfigError:
     A sweep's error already names the job that failed to compose; a single run is composed
     again untyped so that every problem is reported, not just Hydra's first.
     """
-    from ..config.compose import explain_error
-    from ..config.compose import diagnose
+    from ..config.compose import diagnose, explain_error
 
     overrides = _overrides(argv)
     name = _model_name(overrides)
@@ -90,7 +88,7 @@ def _explain(error: BaseException, argv: Sequence[str]) -> ConfigError:
     return diagnose(error, overrides, name)
 
 
-def _fail(message: str, status: int) -> None:
+def _fail(message: str, status: int) -> NoReturn:
     print(f"lucid-arch: {message}", file=sys.stderr)
     sys.exit(status)
 
@@ -100,9 +98,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from . import jobs
-
     argv = list(sys.argv[1:] if argv is None else argv)
+    sweep_report.reset()
     jobs.SHOW_TRACEBACK = os.environ.get("HYDRA_FULL_ERROR") == "1"
     saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *argv]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; we explain below
@@ -125,10 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         sys.argv = saved_argv
         if not jobs.SHOW_TRACEBACK:
             os.environ.pop("HYDRA_FULL_ERROR", None)
-    from .sweep_report import failed_jobs
-
-    if failed_jobs():
-        _fail(f"{failed_jobs()} job(s) of the sweep failed; see the status column of sweep.md.", EXIT_FAILED)
+    if sweep_report.failed_jobs():
+        _fail(f"{sweep_report.failed_jobs()} job(s) of the sweep failed; see the status column of sweep.md.", EXIT_FAILED)
 
 
 if __name__ == "__main__":

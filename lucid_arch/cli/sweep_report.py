@@ -28,6 +28,12 @@ def failed_jobs() -> int:
     return _failed
 
 
+def reset() -> None:
+    """Forget the last sweep's failures (the app runs more than once in one process in tests)."""
+    global _failed
+    _failed = 0
+
+
 def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     import yaml
 
