@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile every forward candidate (slow to start)")
     p.add_argument("--inference-batch", type=int, default=0, help="time lucid_arch.inference.prepare_for_inference at this batch vs fp32 eager")
     p.add_argument("--inference-compile", action="store_true", help="compile the inference path")
+    p.add_argument("--recheck-margin", type=float, default=0.005,
+                   help="inference path: logit rows with a top-1 lead below this are recomputed in fp32 (0: off)")
     p.add_argument("--agreement-inputs", type=int, default=256, help="random images for the inference path's top-1 check")
     p.add_argument("--train-batch", type=int, default=0, help="time a training step (forward, backward, SGD) at this batch")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         train_batch_size=args.train_batch,
         inference_batch_size=args.inference_batch,
         inference_compile=args.inference_compile,
+        inference_recheck_margin=args.recheck_margin,
         agreement_inputs=args.agreement_inputs,
         img_size=args.img_size,
     )
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"inference path vs fp32 on {a['inputs']} random images: top-1 agreement {a['top1_agreement']:.1%}, "
             f"max |diff| {a['max_abs_diff']:.3g}; fp32 top-1 margin: median {a['median_top1_margin']:.3g}, "
-            f"largest that flipped {a['largest_flipped_margin']:.3g}"
+            f"largest that flipped {a['largest_flipped_margin']:.3g}; rechecked in fp32: {a['rechecked_fraction']:.1%}"
         )
     for note in result.notes:
         print(f"note: {note}")

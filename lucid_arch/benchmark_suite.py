@@ -23,6 +23,7 @@ from .benchmarking import Timing, compare, environment, top1_agreement
 from .inference import bf16_is_fast, prepare_for_inference
 
 OURS = "lucid_arch"
+INFERENCE_BATCHES = 8  # distinct input batches the inference-path timing cycles through
 ModelFactory = Callable[[], nn.Module]
 # Outputs of two implementations of one architecture with the same weights differ by rounding
 # only; bf16 rounds at 2^-8 relative, on logits of magnitude ~1.
@@ -44,6 +45,7 @@ class SpeedSettings:
     train_batch_size: int = 0  # 0: no training-step benchmark
     inference_batch_size: int = 0  # 0: no inference-path benchmark
     inference_compile: bool = False
+    inference_recheck_margin: float = 0.005  # near-ties recomputed in fp32 (lucid_arch.inference); 0: off
     agreement_inputs: int = 256  # random images for the inference path's top-1 check
     img_size: int | None = None  # default: the config's
 
@@ -94,8 +96,12 @@ def _inputs(model: nn.Module, batch: int, img_size: int, device: str, seed: int 
     return torch.randn(batch, 3, img_size, img_size, generator=gen).to(device)
 
 
-def _forward_thunk(model: nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
-    return lambda: model(x)
+def _forward_thunk(model: nn.Module, x: torch.Tensor | Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """One forward per call; given several batches, each call takes the next (round robin)."""
+    if isinstance(x, torch.Tensor):
+        return lambda: model(x)
+    calls = iter(range(1 << 62))
+    return lambda: model(x[next(calls) % len(x)])
 
 
 def _train_thunk(model: nn.Module, x: torch.Tensor, precision: str, device: str) -> Callable[[], torch.Tensor]:
@@ -158,11 +164,12 @@ def run_speed_suite(
     models = {OURS: ours, **refs}
     reference = next(iter(refs), None)
 
-    def run(config: str, candidates: Mapping[str, Callable[[], Any]], items: int, atol: float | None, ref: str | None) -> None:
+    def run(config: str, candidates: Mapping[str, Callable[[], Any]], items: int, atol: float | None, ref: str | None,
+            statistic: str = "median") -> None:
         progress(f"{config}: {', '.join(candidates)}")
         timings = compare(
             config, candidates, items=items, reference=ref, atol=atol,
-            warmup=s.warmup, repeats=s.repeats, device=s.device, memory=s.memory,
+            warmup=s.warmup, repeats=s.repeats, device=s.device, memory=s.memory, statistic=statistic,
         )  # fmt: skip
         result.timings.extend(timings)
 
@@ -179,17 +186,22 @@ def run_speed_suite(
 
     if s.inference_batch_size:
         batch = s.inference_batch_size
-        fast = prepare_for_inference(copy.deepcopy(ours), precision="auto", channels_last=s.channels_last, compile=s.inference_compile)
+        fast = prepare_for_inference(copy.deepcopy(ours), precision="auto", channels_last=s.channels_last,
+                                     compile=s.inference_compile, recheck_margin=s.inference_recheck_margin)
         plain = prepare_for_inference(ours, precision="fp32")
         result.agreement = inference_agreement(fast, plain, s.agreement_inputs, img_size, s.device)
-        x = _inputs(ours, batch, img_size, s.device)
+        result.agreement["rechecked_fraction"] = fast.rechecked / fast.rows if fast.rows else 0.0
+        # Several batches, taken in turn: how many near-ties the fp32 recheck meets depends on the
+        # images, so one fixed batch would make the timing a draw of luck.
+        x = [_inputs(ours, batch, img_size, s.device, seed=k) for k in range(INFERENCE_BATCHES)]
         precision = "bf16" if fast.dtype == torch.bfloat16 else "fp32"
-        label = f"{OURS} inference path ({precision}{', compiled' if s.inference_compile else ''})"
+        recheck = f", fp32 below {s.inference_recheck_margin:g}" if fast.recheck_margin else ""
+        label = f"{OURS} inference path ({precision}{', compiled' if s.inference_compile else ''}{recheck})"
         candidates = {label: _forward_thunk(fast, x)}
         for name, model in models.items():
             candidates[f"{name} fp32"] = _forward_thunk(prepare_for_inference(model, precision="fp32"), x)
         ref = f"{reference} fp32" if reference else f"{OURS} fp32"
-        run(f"inference b{batch}", candidates, batch, None, ref)
+        run(f"inference b{batch}", candidates, batch, None, ref, statistic="mean")  # rechecks vary by batch
 
     if s.train_batch_size:
         for precision in s.precisions:

@@ -172,11 +172,14 @@ class Timing:
     peak_memory_bytes: int | None = None
     max_abs_diff: float | None = None
     speedup_vs: str | None = None
-    speedup: float | None = None  # the reference's median time / this candidate's
+    speedup: float | None = None  # the reference's time / this candidate's, by ``statistic``
+    # "median" (robust to a noisy neighbour) or "mean" (when calls differ by design: inputs
+    # taken in turn whose cost varies, where only the mean is the throughput)
+    statistic: str = "median"
 
     @property
     def items_per_second(self) -> float:
-        return self.items / self.seconds.median
+        return self.items / getattr(self.seconds, self.statistic)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "items_per_second": self.items_per_second}
@@ -194,6 +197,7 @@ def compare(
     device: torch.device | str = "cpu",
     memory: bool = True,
     log: list[str] | None = None,
+    statistic: str = "median",
 ) -> list[Timing]:
     """Time candidates alternately; relative to ``reference``, check agreement first and report speedups.
 
@@ -201,12 +205,14 @@ def compare(
     :class:`OutputMismatch` is raised before any timing. ``reference`` is any candidate:
     timm's model, our own fp32 eager model, or anything else.
     """
+    if statistic not in ("median", "mean"):
+        raise ValueError(f"statistic={statistic!r}: expected 'median' or 'mean'")
     diffs: dict[str, float] = {}
     if reference is not None and atol is not None:
         diffs = check_agreement({name: fn() for name, fn in candidates.items()}, reference, atol)
     stats = time_alternating(candidates, warmup=warmup, repeats=repeats, device=device, log=log)
     peaks = {name: peak_memory(fn, device) if memory else None for name, fn in candidates.items()}  # warm: no one-off allocations
-    ref_median = stats[reference].median if reference is not None else None
+    ref_time = getattr(stats[reference], statistic) if reference is not None else None
     return [
         Timing(
             config=config,
@@ -216,7 +222,8 @@ def compare(
             peak_memory_bytes=peaks[name],
             max_abs_diff=diffs.get(name),
             speedup_vs=reference if reference is not None and name != reference else None,
-            speedup=ref_median / s.median if ref_median is not None and name != reference else None,
+            speedup=ref_time / getattr(s, statistic) if ref_time is not None and name != reference else None,
+            statistic=statistic,
         )
         for name, s in stats.items()
     ]
@@ -270,7 +277,7 @@ def format_table(timings: Sequence[Timing]) -> str:
                 f"{t.items_per_second:.1f}",
                 "-" if t.peak_memory_bytes is None else f"{t.peak_memory_bytes / 2**20:.0f}",
                 "-" if t.max_abs_diff is None else f"{t.max_abs_diff:.1e}",
-                "-" if t.speedup is None else f"{t.speedup:.2f}x vs {t.speedup_vs}",
+                "-" if t.speedup is None else f"{t.speedup:.2f}x vs {t.speedup_vs}" + (" (means)" if t.statistic == "mean" else ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

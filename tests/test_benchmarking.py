@@ -92,3 +92,22 @@ def test_results_are_written_as_json(tmp_path):
     assert data["timings"][0]["items_per_second"] == pytest.approx(8 / 0.375)
     assert data["timings"][0]["seconds"]["median"] == 0.375 and data["stats"]["n"] == 2
     assert {"date", "torch", "device", "threads", "cpu"} <= set(data["environment"])
+
+
+def test_speedup_by_mean_when_calls_differ_by_design():
+    """A candidate that is slow on one call in four: its median hides that, its mean does not."""
+    import time
+
+    calls = iter(range(100))
+    slow_every_fourth = lambda: time.sleep(0.02 if next(calls) % 4 == 3 else 0.0)  # noqa: E731
+    steady = lambda: time.sleep(0.004)  # noqa: E731
+    timings = compare("cfg", {"ours": slow_every_fourth, "ref": steady}, items=1, reference="ref", warmup=0,
+                      repeats=8, memory=False, statistic="mean")
+    ours = next(t for t in timings if t.candidate == "ours")
+    assert ours.statistic == "mean"
+    assert ours.speedup == pytest.approx(timings[1].seconds.mean / ours.seconds.mean)
+    assert ours.items_per_second == pytest.approx(1 / ours.seconds.mean)
+    assert ours.seconds.mean > ours.seconds.median  # the two slow calls pull the mean only
+    assert "(means)" in format_table(timings)
+    with pytest.raises(ValueError, match="statistic='p90'"):
+        compare("cfg", {"ref": steady}, items=1, reference="ref", repeats=1, memory=False, statistic="p90")

@@ -86,3 +86,16 @@ def test_agreement_reports_the_margins_that_flipped():
     assert result["largest_flipped_margin"] == pytest.approx(0.01)
     assert result["median_top1_margin"] == pytest.approx(0.01)  # torch's median of four 0.01 and four 1.0
     assert result["max_abs_diff"] == pytest.approx(0.02)
+
+
+def test_recheck_margin_recomputes_near_ties_in_fp32():
+    """With a margin larger than every lead, every row is recomputed: the output is fp32's exactly."""
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = tiny()(x)
+    fast = prepare_for_inference(tiny(), precision="bf16", recheck_margin=1e9)
+    assert torch.equal(fast(x), expected)
+    assert (fast.rows, fast.rechecked) == (4, 4)
+    off = prepare_for_inference(tiny(), precision="bf16")
+    assert not torch.equal(off(x), expected) and (off.rows, off.rechecked) == (0, 0)
+    assert prepare_for_inference(tiny(), precision="fp32", recheck_margin=1.0).recheck_margin == 0.0  # fp32 needs none

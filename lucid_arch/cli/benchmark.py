@@ -48,6 +48,7 @@ def _settings(task: dict[str, Any], model_cfg: ModelConfig):
         train_batch_size=int(task["train_batch_size"]),
         inference_batch_size=int(task["inference_batch_size"]),
         inference_compile=bool(task["inference_compile"]),
+        inference_recheck_margin=float(task["inference_recheck_margin"]),
         agreement_inputs=int(task["agreement_inputs"]),
     )
 
@@ -95,7 +96,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
         if result.agreement:
             a = result.agreement
             lines.append(f"inference path vs fp32, {a['inputs']} random images: top-1 agreement {a['top1_agreement']:.1%}, "
-                         f"max |diff| {a['max_abs_diff']:.3g}")
+                         f"max |diff| {a['max_abs_diff']:.3g}, rechecked in fp32 {a['rechecked_fraction']:.1%}")
         lines += [f"note: {n}" for n in result.notes]
         if not references and task["timm"]:
             lines.append(f"note: timm is not importable here (or has no {model_cfg.name}); timed lucid_arch alone.")

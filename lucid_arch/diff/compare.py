@@ -184,15 +184,7 @@ def _cost_rows(old, new) -> list[CostRow]:
     for i in range(max(len(old.stages), len(new.stages))):
         (op, of), (np_, nf) = part(old, i), part(new, i)
         rows.append(CostRow(f"stage {i}", op, np_, of, nf))
+    # analyze() reports totals as stages + head, so the rows below add up exactly.
     rows.append(CostRow("head", old.head_params, new.head_params, old.head_flops, new.head_flops))
-    rest = [
-        (
-            r.params - sum(s.params for s in r.stages) - r.head_params,
-            r.flops - sum(s.flops for s in r.stages) - r.head_flops,
-        )
-        for r in (old, new)
-    ]
-    if any(p or f for p, f in rest):  # parameters outside stages and head, if the model ever grows some
-        rows.append(CostRow("other", rest[0][0], rest[1][0], rest[0][1], rest[1][1]))
     rows.append(CostRow("total", old.params, new.params, old.flops, new.flops))
     return rows
