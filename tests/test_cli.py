@@ -371,3 +371,29 @@ def test_a_failed_sweep_does_not_fail_the_next_run_in_the_same_process(capsys):
     assert code == 1
     code, _, err = run_main(["format=json"], capsys)
     assert code == 0, err
+
+
+def test_sweep_report_keeps_jobs_that_crashed_or_were_killed(tmp_path):
+    """Jobs are read from disk: a finished one, one killed mid-run, one that never wrote, one corrupt."""
+    from lucid_arch.cli.sweep_report import write_report
+
+    def job(name: str, overrides: list[str], summary: str | None) -> None:
+        d = tmp_path / name
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        if summary is not None:
+            (d / "summary.json").write_text(summary)
+
+    job("0_a", ["model=pvt_v2_b0"], json.dumps({"job": 0, "model": "pvt_v2_b0", "status": "ok", "metrics": {"params": 5, "gflops": 1.5}}))
+    job("1_b", ["model=pvt_v2_b1"], json.dumps({"job": 1, "model": "pvt_v2_b1", "status": "running"}))
+    job("2_c", ["model=pvt_v2_b2"], None)
+    job("3_d", ["model=pvt_v2_b3"], "{not json")
+    rows = write_report(tmp_path)
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "failed"), (2, "failed"), (3, "failed")]
+    assert "stopped before finishing" in rows[1]["error"]
+    assert "crashed or was killed" in rows[2]["error"]
+    assert "unreadable summary.json" in rows[3]["error"]
+    with (tmp_path / "sweep.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [r["params"] for r in table] == ["5", "", "", ""] and table[2]["overrides"] == "model=pvt_v2_b2"
+    assert (tmp_path / "sweep.png").stat().st_size > 1000

@@ -27,6 +27,9 @@ from ..config.checks import suggest
 TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark"}
 FORMATS = ("auto", "rich", "text", "json")
 SUMMARY_FILE = "summary.json"
+EXIT_USAGE = 2  # an invalid config or override, like argparse
+EXIT_FAILED = 1  # a job ran and failed
+SHOW_TRACEBACK = False  # set by the app when the user asked for HYDRA_FULL_ERROR=1
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,6 @@ def _check_task_and_format(cfg: DictConfig, job: Job) -> str:
     if problems:
         raise ConfigError(problems, job.model_choice)
     return task
-
-
-EXIT_USAGE = 2  # an invalid config or override, like argparse
-EXIT_FAILED = 1  # a job ran and failed
-SHOW_TRACEBACK = False  # set by the app when the user asked for HYDRA_FULL_ERROR=1
 
 
 class JobFailed(SystemExit):
@@ -124,7 +122,7 @@ def run_job(cfg: DictConfig) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a sweep report never reads half a file, a killed job leaves none."""
+    """Write atomically: a sweep report never reads half a file; a killed job leaves its last whole record."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -47,8 +47,9 @@ def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         record = {"status": "failed", "error": f"unreadable {SUMMARY_FILE}: {exc}"}
     if record.get("status") == "running":  # written at start, never finished
         record = {**record, "status": "failed", "error": record.get("error") or "the job stopped before finishing"}
+    num = str(record.get("job", job_dir.name.split("_")[0]))  # a job that wrote nothing: its directory's number
     return {
-        "job": record.get("job", job_dir.name.split("_")[0]),
+        "job": int(num) if num.isdigit() else num,
         "overrides": " ".join(overrides),
         "model": record.get("model", ""),
         "status": record.get("status", "failed"),
@@ -62,7 +63,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job under ``sweep_dir``, ordered by job number."""
     jobs = [p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml") if p.parent.parent != sweep_dir]
     rows = [_read_job(d, sweep_dir) for d in jobs]
-    return sorted(rows, key=lambda r: (int(r["job"]) if str(r["job"]).isdigit() else 1 << 30, r["dir"]))
+    return sorted(rows, key=lambda r: (r["job"] if isinstance(r["job"], int) else 1 << 30, r["dir"]))
 
 
 def metric_names(rows: list[dict[str, Any]]) -> list[str]:
