@@ -149,6 +149,7 @@ ERRORS = {
     "unknown model": (["model=pvt_v2_b9"], ["model=pvt_v2_b9", "no such model", "did you mean pvt_v2_b5"]),
     "bad format": (["format=xml"], ["format = 'xml'", "auto, rich, text, json"]),
     "unknown task": (["task=trian"], ["task=trian", "no such option", "summary"]),
+    "unknown launcher": (["-m", "hydra/launcher=jobllib"], ["hydra/launcher=jobllib", "did you mean joblib", "lucid-arch[slurm]"]),
     "unparsable override": (["model.depths=[2,2"], ["cannot parse override", "quote lists"]),
     "every problem at once": (["model.img_size=abc", "model.qkv_bias=maybe"], ["2 problems", "model.img_size", "model.qkv_bias"]),
 }

@@ -18,6 +18,7 @@ from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict, v
 from .schema import ModelConfig, field_names, register_configs
 
 PRIMARY_CONFIG = "config"
+LAUNCHER_HINT = " (launchers are Hydra plugins: pip install 'lucid-arch[joblib]' or 'lucid-arch[slurm]')"
 
 
 def config_dir() -> Path:
@@ -107,7 +108,8 @@ def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = N
         group, _, choice = missing.rpartition("/")
         if group and group != "model":  # another config group of the app, e.g. task=NAME
             options = [o for o in (getattr(exc, "options", None) or []) if not o.startswith("_")]
-            return Problem(group, f"{group}={choice}: no such option{suggest(choice, options)}; choose one of {', '.join(options)}.")
+            hint = LAUNCHER_HINT if group == "hydra/launcher" else ""
+            return Problem(group, f"{group}={choice}: no such option{suggest(choice, options)}; choose one of {', '.join(options)}{hint}.")
         models = list_models(config_root=config_root)
         if group == "model" and not is_yaml_path(name) and name not in models:
             name = choice  # a sweep ("pvt_v2_b0,pvt_v2_bX"): the value that failed is in the error
