@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from .tables import Table, to_text
+
 Thunk = Callable[[], Any]
 
 
@@ -264,7 +266,7 @@ def _cpu_model() -> str:
 def format_table(timings: Sequence[Timing]) -> str:
     """A plain-text table: one row per configuration and candidate."""
     header = ("config", "candidate", "median ms", "IQR ms", "min-max ms", "items/s", "peak MiB", "max|diff|", "speedup")
-    rows = [header]
+    rows = []
     for t in timings:
         s = t.seconds
         rows.append(
@@ -280,8 +282,7 @@ def format_table(timings: Sequence[Timing]) -> str:
                 "-" if t.speedup is None else f"{t.speedup:.2f}x vs {t.speedup_vs}" + (" (means)" if t.statistic == "mean" else ""),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return to_text(Table(title="", columns=header, rows=rows))
 
 
 def write_json(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:

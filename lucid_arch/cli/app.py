@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError, config_dir, register_configs
 from . import jobs, sweep_report
 from .job_names import job_dir_name
-from .jobs import EXIT_FAILED, EXIT_USAGE
+from .jobs import EXIT_FAILED
 
 
 def _group_options(group: str) -> str:
@@ -113,11 +113,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except (HydraException, OmegaConfBaseException) as error:  # composition: before any job ran
         if jobs.SHOW_TRACEBACK:
             raise
-        _fail(f"{_explain(error, argv)} Run `lucid-arch --help` for the options.", EXIT_USAGE)
+        _fail(*jobs.explain(_explain(error, argv)))
     except Exception as error:
         if jobs.SHOW_TRACEBACK:
             raise
-        _fail(jobs.explain(error)[0], EXIT_FAILED)
+        _fail(*jobs.explain(error))
     finally:
         sys.argv = saved_argv
         if not jobs.SHOW_TRACEBACK:

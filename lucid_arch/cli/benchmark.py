@@ -8,13 +8,14 @@ timings into the job's metrics, so a sweep's table compares speed across archite
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, ModelConfig, Problem
 from .jobs import Job, write_json
-from .tables import emit
+from ..tables import emit
 
 PRECISIONS = ("fp32", "bf16")
 BENCHMARK_FILE = "benchmark.json"
@@ -36,21 +37,10 @@ def _settings(task: dict[str, Any], model_cfg: ModelConfig):
         problems.append(Problem("task.device", f"task.device = {device!r}: this torch has no CUDA device; use cpu or auto."))
     if problems:
         raise ConfigError(problems, model_cfg.name)
-    return SpeedSettings(
-        model=model_cfg.name,
-        batch_sizes=tuple(task["batch_sizes"]),
-        precisions=tuple(task["precisions"]),
-        channels_last=bool(task["channels_last"]),
-        compile=bool(task["compile"]),
-        device=device,
-        warmup=int(task["warmup"]),
-        repeats=int(task["repeats"]),
-        train_batch_size=int(task["train_batch_size"]),
-        inference_batch_size=int(task["inference_batch_size"]),
-        inference_compile=bool(task["inference_compile"]),
-        inference_recheck_margin=float(task["inference_recheck_margin"]),
-        agreement_inputs=int(task["agreement_inputs"]),
-    )
+    # task.* keys are named as SpeedSettings' fields; lists become the tuples it holds.
+    given = {f.name: tuple(task[f.name]) if isinstance(task[f.name], list) else task[f.name]
+             for f in fields(SpeedSettings) if f.name in task}
+    return SpeedSettings(**{**given, "model": model_cfg.name, "device": device})
 
 
 def metrics(timings: list[dict[str, Any]]) -> dict[str, float]:

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from ..config import ModelConfig
 from ..config.provenance import defaults_chain
 from .jobs import Job
-from .tables import Table, emit, print_rich, to_text
+from ..tables import Table, emit, print_rich, to_text
 
 
 def config_sources(job: Job) -> list[str]:

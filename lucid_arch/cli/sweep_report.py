@@ -17,7 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .jobs import SUMMARY_FILE
-from .tables import Table, to_markdown
+from ..tables import Table, to_markdown
 
 FIXED_COLUMNS = ("job", "overrides", "model", "status")
 MAX_KEY_LINES = 40  # the plot's key lists at most this many jobs

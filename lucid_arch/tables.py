@@ -1,7 +1,8 @@
 """One table, three renderings: rich (a terminal), plain text (a pipe, a log) and markdown (a file).
 
-The summary and the sweep report build a :class:`Table` of already formatted cells and leave
-the looks to this module, so every output of the app lines up the same way.
+The app's summary and sweep report and the benchmark tables build a :class:`Table` of already
+formatted cells and leave the looks to this module, so every output lines up the same way.
+Torch-free; rich is imported only to print.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def to_text(table: Table) -> str:
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    out = [table.title, line(table.columns), rule, *map(line, table.rows)]
+    out = [table.title] if table.title else []
+    out += [line(table.columns), rule, *map(line, table.rows)]
     if table.totals:
         out += [rule, *map(line, table.totals)]
     out += [f"{label}: {text}" for label, text in table.notes]
