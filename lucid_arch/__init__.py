@@ -20,6 +20,7 @@ _EXPORTS = {
     "ModelConfig": "lucid_arch.config.schema",
     "validate_model": "lucid_arch.config.checks",
     "convert_state_dict": "lucid_arch.convert",
+    "load_pretrained": "lucid_arch.pretrained",
     "PyramidVisionTransformer": "lucid_arch.model",
     "analyze": "lucid_arch.analysis",
 }

@@ -1,11 +1,13 @@
 """The generic builder: any config form -> validated ModelConfig -> stage specs -> modules.
 
 This is the only path from configuration to ``torch.nn``: a new variant is a YAML file,
-never new Python.
+never new Python. A config's ``pretrained`` checkpoint is loaded here too, so every caller
+(``create_model``, the lucid entry points, the app's tasks) gets the same weights.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping, Optional
 
 import torch
@@ -13,8 +15,11 @@ import torch
 from .config.checks import to_plain_dict, validate_model
 from .config.compose import load_config
 from .config.geometry import default_patch_sizes
+from .config.schema import ModelConfig
 from .model import PyramidVisionTransformer
 from .spec import ModelSpec, model_spec
+
+log = logging.getLogger(__name__)
 
 
 def resolve_spec(cfg: Any, source: Optional[str] = None) -> ModelSpec:
@@ -28,8 +33,15 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
     Modules are created on the meta device and given storage afterwards, so each weight is
     initialised once (PyTorch's per-layer default init, which ``init_weights`` would overwrite,
     is skipped): about a quarter of pvt_v2_b2's build time.
+
+    With ``pretrained`` set, the checkpoint is loaded over the initialisation (see
+    :func:`lucid_arch.pretrained.load_pretrained`); a head of another class count keeps its
+    initialisation. Under ``torch.device("meta")`` (analysis, summaries, the diff tool) the
+    model is shapes only and the file is never read, so a config naming weights on another
+    machine can still be analysed.
     """
-    spec = resolve_spec(cfg, source)
+    config = validate_model(cfg, source=source)
+    spec = model_spec(config)
     device = torch.get_default_device()
     if device.type == "meta":
         return PyramidVisionTransformer(spec)
@@ -37,7 +49,16 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
         model = PyramidVisionTransformer(spec)
     model.to_empty(device=device)
     model.init_weights()
+    load_configured_weights(model, config)
     return model
+
+
+def load_configured_weights(model: PyramidVisionTransformer, config: ModelConfig) -> None:
+    """Load ``config.pretrained`` into an initialised model; nothing for a meta model or no checkpoint."""
+    if config.pretrained and not model.patch_embed.proj.weight.is_meta:
+        from .pretrained import load_pretrained  # safetensors and the file are only touched here
+
+        log.info("%s: %s", model.spec.name, load_pretrained(model, config.pretrained))
 
 
 def _apply_lucid_patch_size(cfg: dict[str, Any], patch_size: Any) -> None:

@@ -7,8 +7,8 @@ Supported sources, detected from the keys:
 - ``official_v1``: whai362/PVT ``pvt.py`` (as v2 plus ``pos_embed1``, ``cls_token`` and one
   final ``norm``).
 Wrappers that trainers add (``{"model": ...}``, ``{"state_dict": ...}``, ``module.``
-prefixes from DistributedDataParallel) are removed first. Pure key renaming: tensors are not
-copied.
+prefixes from DistributedDataParallel, ``_orig_mod.`` from ``torch.compile``) are removed
+first. Pure key renaming: tensors are not copied.
 """
 
 from __future__ import annotations
@@ -19,18 +19,20 @@ from typing import Any, Mapping
 SOURCES = ("auto", "timm", "official_v1", "official_v2")
 
 _OFFICIAL = re.compile(r"^(patch_embed|block|norm|pos_embed)(\d+)(.*)$")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile (either order)
 
 
-def _unwrap(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+def unwrap_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The state dict inside a trainer's checkpoint: wrapper dicts and module prefixes removed."""
     for key in ("model", "state_dict", "model_state_dict"):
         inner = state_dict.get(key)
         if isinstance(inner, Mapping) and not any(hasattr(v, "shape") for v in state_dict.values()):
             state_dict = inner
             break
-    keys = list(state_dict)
-    if keys and all(k.startswith("module.") for k in keys):
-        return {k[len("module."):]: v for k, v in state_dict.items()}
-    return dict(state_dict)
+    sd = dict(state_dict)
+    while sd and (prefix := next((p for p in _WRAPPER_PREFIXES if all(k.startswith(p) for k in sd)), None)):
+        sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
 
 
 def detect_layout(state_dict: Mapping[str, Any]) -> str:
@@ -69,7 +71,7 @@ def convert_state_dict(state_dict: Mapping[str, Any], source: str = "auto") -> d
     """Rename a PVT checkpoint's keys to this project's layout; ``source`` is detected by default."""
     if source not in SOURCES:
         raise ValueError(f"convert_state_dict: source={source!r} is not one of {', '.join(SOURCES)}.")
-    sd = _unwrap(state_dict)
+    sd = unwrap_state_dict(state_dict)
     layout = detect_layout(sd) if source == "auto" else source
     if layout == "timm":
         return sd

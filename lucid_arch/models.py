@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .builder import build_model, resolve_config, resolve_spec
+from .builder import build_model, load_configured_weights, resolve_config
+from .config.checks import validate_model
 from .model import PyramidVisionTransformer
+from .spec import model_spec
 
 
 def _entry(name: str, lucid_v2_signature: bool) -> Callable[..., PyramidVisionTransformer]:
@@ -61,7 +63,9 @@ class PVT(PyramidVisionTransformer):
     def __init__(self, **kwargs: Any):
         cfg = resolve_config(self.base_variant, kwargs)
         cfg["name"] = type(self).__name__
-        super().__init__(resolve_spec(cfg, source=self.base_variant))
+        config = validate_model(cfg, source=self.base_variant)
+        super().__init__(model_spec(config))
+        load_configured_weights(self, config)  # PVT_V2(pretrained=PATH), as create_model
 
 
 class PVT_V2(PVT):

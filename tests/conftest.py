@@ -50,3 +50,16 @@ def fixture_file():
         return cache[name]
 
     return load
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``lucid-arch ARGV`` in-process: (exit status, stdout, stderr)."""
+    from lucid_arch.cli import app
+
+    try:
+        app.main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 import lucid_arch
-from lucid_arch.cli import app
 from lucid_arch.cli.job_names import job_dir_name
 
-from conftest import OFFICIAL_PARAMS, num_params
+from conftest import OFFICIAL_PARAMS, num_params, run_main
 
 SCRIPT = Path(sys.executable).parent / "lucid-arch"
 
@@ -30,17 +29,6 @@ def run_script(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout
     assert SCRIPT.is_file(), f"console script {SCRIPT} is missing: pip install -e . registers it"
     environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     return subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    """``lucid-arch ARGV`` in-process: (exit status, stdout, stderr)."""
-    try:
-        app.main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +85,13 @@ def test_json_summary_of_every_variant(name, capsys):
     assert summary["logits_shape"] == [1, 1000]
     assert len(summary["feature_shapes"]) == len(summary["stages"]) == 4
     assert summary["sources"][-1].endswith(f"{name}.yaml")
+
+
+def test_summary_with_pretrained_weights_elsewhere_reads_no_file(capsys):
+    """The summary is meta-only: a config may name weights that live on another machine."""
+    code, out, err = run_main(["model=pvt_v2_b0", "model.pretrained=/nonexistent/pvt_v2_b0.pth", "format=json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["params"] == OFFICIAL_PARAMS["pvt_v2_b0"]
 
 
 def test_rich_table_when_forced(capsys):

@@ -90,6 +90,13 @@ def test_same_config_is_exit_0_and_loads_strictly(capsys):
     assert "no architectural change (exit 0)" in capsys.readouterr().out
 
 
+def test_other_pretrained_weights_are_listed_but_no_architectural_change(capsys):
+    code, report = run_json(capsys, "pvt_v2_b0", "pvt_v2_b0", "--new", "model.pretrained=/nonexistent/w.pth")
+    assert code == 0 and not report["architectural_change"]
+    assert changes(report) == {"model.pretrained": (None, "/nonexistent/w.pth")}  # meta builds: the file is never read
+    assert report["fields"][0]["new_source"] == "override model.pretrained=/nonexistent/w.pth"
+
+
 def test_file_vs_file_and_a_rename_only(tmp_path, capsys):
     (tmp_path / "a.yaml").write_text("defaults: [pvt_v2_b0, _self_]\nname: a\n")
     (tmp_path / "b.yaml").write_text("defaults: [pvt_v2_b0, _self_]\nname: b\nlinear: true\n")

@@ -93,12 +93,29 @@ def _fail(message: str, status: int) -> NoReturn:
     sys.exit(status)
 
 
+def _quiet_rank(argv: list[str]) -> Optional[str]:
+    """Under torchrun, ranks other than 0 write nothing: their Hydra dirs go to a temporary folder.
+
+    Every rank runs the whole app (and each job of a sweep) in step; rank 0 alone keeps the
+    output directory, its logs and summary.json. Returns the temporary folder to remove.
+    """
+    if int(os.environ.get("RANK", "0")) == 0:
+        return None
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix=f"lucid-arch-rank{os.environ['RANK']}-")
+    argv += [f"hydra.run.dir={scratch}/run", f"hydra.sweep.dir={scratch}/sweep", "hydra.output_subdir=null",
+             "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    return scratch
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Entry point of the console script (``argv`` defaults to ``sys.argv[1:]``)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    scratch = _quiet_rank(argv)
     sweep_report.reset()
     jobs.SHOW_TRACEBACK = os.environ.get("HYDRA_FULL_ERROR") == "1"
     saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *argv]
@@ -120,6 +137,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         _fail(*jobs.explain(error))
     finally:
         sys.argv = saved_argv
+        if scratch:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
         if not jobs.SHOW_TRACEBACK:
             os.environ.pop("HYDRA_FULL_ERROR", None)
     if sweep_report.failed_jobs():

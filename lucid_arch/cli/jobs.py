@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
 
-TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark"}
+TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark", "train": "lucid_arch.cli.train"}
 FORMATS = ("auto", "rich", "text", "json")
 SUMMARY_FILE = "summary.json"
 EXIT_USAGE = 2  # an invalid config or override, like argparse

@@ -48,6 +48,7 @@ def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     if record.get("status") == "running":  # written at start, never finished
         record = {**record, "status": "failed", "error": record.get("error") or "the job stopped before finishing"}
     num = str(record.get("job", job_dir.name.split("_")[0]))  # a job that wrote nothing: its directory's number
+    curve = _val_curve(job_dir / "metrics.jsonl")
     return {
         "job": int(num) if num.isdigit() else num,
         "overrides": " ".join(overrides),
@@ -56,7 +57,23 @@ def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         "metrics": record.get("metrics", {}),
         "error": record.get("error", ""),
         "dir": str(job_dir.relative_to(sweep_dir)),
+        "curve": curve,
     }
+
+
+def _val_curve(path: Path) -> list[tuple[int, float]]:
+    """(epoch, validation accuracy) of a training job, from its metrics.jsonl; [] for other tasks."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a kill
+            break
+    return [(r["epoch"], r["val_acc"]) for r in records if r.get("val_acc") is not None]
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -122,6 +139,8 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Parameters against GFLOPs: points labelled by job number, a key of what each job changed.
 
     Jobs landing on the same point (``linear=true`` ignores ``sr_ratios``) share one label.
+    A training sweep plots validation accuracy against GFLOPs instead, beside each job's
+    validation-accuracy curve: what an architecture learns, for what it costs.
     """
     import matplotlib
 
@@ -129,20 +148,34 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     done = [r for r in rows if r["status"] == "ok" and {"params", "gflops"} <= r["metrics"].keys()]
+    trained = bool(done) and all("val_acc" in r["metrics"] for r in done)
     common = common_overrides(rows)
     points: dict[tuple[float, float], list[str]] = {}
     for r in done:
-        points.setdefault((r["metrics"]["gflops"], r["metrics"]["params"] / 1e6), []).append(str(r["job"]))
+        y = 100 * r["metrics"]["val_acc"] if trained else r["metrics"]["params"] / 1e6
+        points.setdefault((r["metrics"]["gflops"], y), []).append(str(r["job"]))
     key = [f"#{r['job']}: {_varying(r, common).replace('model.', '') or r['model']}" for r in done][:MAX_KEY_LINES]
-    fig = plt.figure(figsize=(9, 5 + 0.18 * len(key)), dpi=100)
-    ax = fig.add_axes((0.09, 0.18 * len(key) / (5 + 0.18 * len(key)) + 0.1, 0.88, 0.8 * 5 / (5 + 0.18 * len(key))))
+    height = 5 + 0.18 * len(key)
+    fig = plt.figure(figsize=(14 if trained else 9, height), dpi=100)
+    bottom, top = 0.18 * len(key) / height + 0.1, 0.8 * 5 / height
+    ax = fig.add_axes((0.06, bottom, 0.42, top) if trained else (0.09, bottom, 0.88, top))
+    if trained:
+        curves = fig.add_axes((0.56, bottom, 0.42, top))
+        for r in done:
+            if r["curve"]:
+                epochs, acc = zip(*r["curve"])
+                curves.plot(epochs, [100 * a for a in acc], marker="o", markersize=3, label=f"#{r['job']}")
+        curves.set(xlabel="epoch", ylabel="validation accuracy (%)", title="learning curves")
+        curves.grid(alpha=0.3)
+        curves.legend(fontsize=8)
     for (x, y), jobs in points.items():
         ax.scatter(x, y, color="tab:blue")
         ax.annotate("#" + ",".join(jobs), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if not done:
         ax.text(0.5, 0.5, "no successful jobs", ha="center", va="center", transform=ax.transAxes)
     failed = len(rows) - len(done)
-    ax.set(xlabel="GFLOPs", ylabel="parameters (M)", title=title + (f" ({failed} failed, not shown)" if failed else ""))
+    ax.set(xlabel="GFLOPs", ylabel="validation accuracy (%)" if trained else "parameters (M)",
+           title=title + (f" ({failed} failed, not shown)" if failed else ""))
     ax.grid(alpha=0.3)
     ax.margins(0.15)
     fig.text(0.02, 0.01, "\n".join(key), fontsize=8, family="monospace", va="bottom")

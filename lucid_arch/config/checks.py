@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import typing
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Iterable, Mapping, Optional
@@ -106,6 +107,22 @@ def _linear_problems(key: str, value: Any) -> list[Problem]:
             if not isinstance(v, bool)
         ]
     return [Problem(key, f"{key} = {value!r}: expected true/false or a list of them, one per stage.")]
+
+
+def _pretrained_problems(key: str, value: Any) -> list[Problem]:
+    """Only the type: the file may live on another machine, so its existence is checked at build time."""
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return []
+    return [
+        Problem(
+            key,
+            f"{key} = {value!r}: expected the path of a checkpoint file or training run directory, "
+            "or null for random initialisation (nothing is downloaded).",
+        )
+    ]
+
+
+_CUSTOM_TYPE_CHECKS = {"linear": _linear_problems, "pretrained": _pretrained_problems}
 
 
 # --- cross-field rules ---------------------------------------------------------------------
@@ -265,7 +282,8 @@ def check_model(raw: Mapping[str, Any], prefix: str = "model") -> list[Problem]:
             problems.append(Problem(f"{p}{name}", f"{p}{name} is required: set it in the variant's YAML or as an override."))
             bad.add(name)
             continue
-        found = _linear_problems(f"{p}{name}", value) if name == "linear" else _type_problems(f"{p}{name}", value, hint)
+        custom = _CUSTOM_TYPE_CHECKS.get(name)
+        found = custom(f"{p}{name}", value) if custom else _type_problems(f"{p}{name}", value, hint)
         if found:
             problems.extend(found)
             bad.add(name)
@@ -299,4 +317,6 @@ def validate_model(cfg: Any, source: Optional[str] = None, prefix: str = "model"
         if isinstance(value, tuple):
             values[name] = list(value)
     values["mlp_ratios"] = [float(r) for r in values["mlp_ratios"]]
+    if values["pretrained"] is not None:  # a pathlib.Path from Python callers
+        values["pretrained"] = os.fspath(values["pretrained"])
     return ModelConfig(**values)

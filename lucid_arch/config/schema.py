@@ -157,6 +157,19 @@ class ModelConfig:
         default=0.0, metadata=_doc("Stochastic-depth rate of the last block; rises linearly from 0 over all blocks.")
     )
 
+    # --- initial weights (not architecture: analysis, summaries and meta builds ignore it) ---
+    pretrained: Optional[str] = field(
+        default=None,
+        metadata=_doc(
+            """Checkpoint to initialise from: a .safetensors file, a torch .pth/.pt/.bin/.ckpt
+            file (loaded with weights_only, so no code is ever run), or a training run directory
+            (its model.safetensors, else its newest checkpoints/step_*/model.safetensors). The
+            layout is detected: the official PVT v1/v2 code's, timm's pvt_v2, or ours. A head of
+            another class count is re-initialised and v1 position embeddings are resampled to
+            img_size; any other mismatch is an error. null: the official random initialisation."""
+        ),
+    )
+
 
 def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(ModelConfig))
@@ -176,3 +189,6 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(group="model", name="_schema", node=ModelConfig)
+    from .train_schema import register_train_schema
+
+    register_train_schema()

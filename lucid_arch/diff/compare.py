@@ -26,8 +26,9 @@ STAGE_COLUMNS = (
     ("linear", "linear"),
     ("mlp_ratio", "mlp ratio"),
 )
-# Fields that label a config rather than shape it; changing only these is no architectural change.
-NON_ARCHITECTURAL = frozenset({"name"})
+# Fields that label a config or pick its initial weights rather than shape it; changing only
+# these is listed but is no architectural change.
+NON_ARCHITECTURAL = frozenset({"name", "pretrained"})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,97 @@
+"""The ``train`` task: lucid_arch.training.fit for the job's model, reported as the app's job.
+
+This module maps ``task.*`` (typed by lucid_arch/config/train_schema.py) onto the training
+loop, prints the per-epoch table and returns the metrics a sweep's table compares: validation
+accuracy, parameters, FLOPs at the training resolution, and throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import ConfigError, ModelConfig, Problem
+from ..config.train_schema import check_train
+from ..tables import Table, emit, print_rich, to_text
+from .jobs import Job
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0  # torchrun's rank; only rank 0 reports
+
+
+def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
+    from ..analysis import analyze
+    from ..training import fit
+    from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
+
+    task = OmegaConf.to_object(cfg.task)
+    check_train(task)
+    try:
+        result = fit(model_cfg, task, job.output_dir)
+    except (ResumeError, FileNotFoundError) as error:  # a wrong path given in the config: a usage error
+        key = "task.resume" if isinstance(error, ResumeError) else "task.data.root"
+        raise ConfigError([Problem(key, str(error))], model_cfg.name) from error
+    report = analyze(result.model_config)  # at the training resolution and class count
+    final, best = result.final, result.best
+    metrics = {
+        "params": report.params,
+        "gflops": round(report.gflops, 4),
+        "val_acc": round(final["val_acc"], 4),
+        "best_val_acc": round(best["val_acc"], 4),
+        "train img/s": round(result.images_per_second, 1),
+        "train min": round(result.train_seconds / 60, 2),
+    }
+    record = {
+        "metrics": metrics,
+        "train": {
+            "dataset": task.data.dataset,
+            "classes": result.classes,
+            "image_size": task.data.image_size,
+            "epochs": len(result.history),
+            "best_epoch": best["epoch"],
+            "precision": result.precision,
+            "processes": result.world_size,
+            "resumed_from": result.resumed_from,
+            "weights": WEIGHTS,
+            "config": CONFIG,
+            "metrics_file": "metrics.jsonl",
+        },
+    }
+    if _is_main_process():
+        _show(result, metrics, job)
+    return record
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
+    headline = (f"{result.model_config.name}: val acc {metrics['val_acc']:.2%} (best {metrics['best_val_acc']:.2%}), "
+                f"{metrics['params'] / 1e6:.2f} M parameters, {metrics['gflops']:.3f} GFLOPs at "
+                f"{result.model_config.img_size}px, {metrics['train img/s']:,.0f} img/s, {metrics['train min']:.1f} min")
+    if job.format == "json":
+        emit(json.dumps({"metrics": metrics, "history": result.history}, indent=2))
+        return
+    if job.multirun and job.format == "auto":
+        emit(f"job {job.num} {' '.join(job.overrides)}: {headline}")
+        return
+    table = Table(
+        title=headline,
+        columns=["epoch", "lr", "train loss", "train acc", "val loss", "val acc", "img/s", "s"],
+        rows=[[str(r["epoch"]), f"{r['lr']:.2e}", f"{r['train_loss']:.4f}", _pct(r["train_acc"]),
+               "" if r["val_loss"] is None else f"{r['val_loss']:.4f}", _pct(r["val_acc"]),
+               f"{r['images_per_second']:,.0f}", f"{r['epoch_seconds']:.1f}"] for r in result.history],
+        right=frozenset(range(8)),
+        notes=[("precision", f"{result.precision}, {result.world_size} process(es)"),
+               ("weights", str(job.output_dir / "model.safetensors")),
+               *([("resumed from", result.resumed_from)] if result.resumed_from else [])],
+    )
+    if job.format == "text" or (job.format == "auto" and not os.isatty(1)):
+        emit(to_text(table))
+    else:
+        print_rich(table, force_terminal=job.format == "rich")

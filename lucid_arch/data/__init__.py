@@ -1,0 +1,82 @@
+"""Training data: what ``task.data`` (:class:`lucid_arch.config.train_schema.DataConfig`) names.
+
+    shapes.py   the built-in dataset, rendered from a seed in memory (no download)
+    folder.py   root/CLASS/*.jpg through PIL; unreadable files are skipped, not fatal
+    augment.py  random resized crop + flip on whole batches, reproducible from a generator
+    seeds.py    seeds derived from (seed, split, chunk, epoch ...), the same on every machine
+
+The training loop needs only :func:`build_datasets` and :func:`shard_indices`; the epoch
+order comes from (seed, epoch) alone, so a resumed run and every rank agree on it.
+PIL is imported only when a folder image is decoded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .augment import normalize, random_resized_crop_flip, to_float
+from .folder import DatasetError, DatasetNotFoundError, ImageFolder, collate_skip_bad
+from .seeds import derive_seed
+from .shapes import ShapesDataset
+
+__all__ = [
+    "DatasetError",
+    "DatasetNotFoundError",
+    "ImageFolder",
+    "ShapesDataset",
+    "build_datasets",
+    "collate_skip_bad",
+    "normalize",
+    "random_resized_crop_flip",
+    "shard_indices",
+    "to_float",
+]
+
+
+def build_datasets(data_cfg: Any) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, list[str]]:
+    """(train, val, class names) for a ``task.data`` node (a DictConfig or a DataConfig).
+
+    Both items are (uint8 3 x S x S, int label); a folder item may be ``None`` (an unreadable
+    file), which :func:`collate_skip_bad` drops.
+    """
+    dataset = data_cfg.dataset
+    size = int(data_cfg.image_size)
+    seed = int(data_cfg.seed)
+    if dataset == "shapes":
+        train = ShapesDataset(int(data_cfg.num_train), size, seed, "train")
+        val = ShapesDataset(int(data_cfg.num_val), size, seed, "val")
+        return train, val, list(train.classes)
+    if dataset == "folder":
+        if not data_cfg.root:
+            raise DatasetError("dataset=folder needs the image folder: task.data.root=/path/to/images.")
+        train, val = ImageFolder.splits(data_cfg.root, size, float(data_cfg.val_fraction), seed)
+        return train, val, list(train.classes)
+    raise ValueError(f"task.data.dataset={dataset!r}: choose 'shapes' or 'folder'.")
+
+
+def shard_indices(
+    n: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True
+) -> list[int]:
+    """This rank's sample indices for ``epoch``: the same on every rank, run and resume.
+
+    A permutation of range(n) drawn from (seed, epoch) (identity order when not ``shuffle``),
+    padded by wrapping around to a multiple of ``world_size`` so every rank takes the same
+    number of steps (a few samples are then seen twice in an epoch), then ``perm[rank::world_size]``.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"shard_indices: rank={rank}, world_size={world_size}; need 0 <= rank < world_size.")
+    if n < 0:
+        raise ValueError(f"shard_indices: n={n}; give 0 or more samples.")
+    if n == 0:
+        return []
+    if shuffle:
+        gen = torch.Generator().manual_seed(derive_seed("epoch-order", seed, epoch))
+        order = torch.randperm(n, generator=gen).tolist()
+    else:
+        order = list(range(n))
+    total = -(-n // world_size) * world_size
+    while len(order) < total:  # n < world_size - 1 needs more than one lap
+        order += order[: total - len(order)]
+    return order[rank::world_size]

@@ -1,0 +1,276 @@
+"""A folder of images, one sub-folder per class: ``root/CLASS/**/*.jpg``.
+
+Real image collections hold a few files that cannot be decoded (truncated downloads, HTML
+saved as .jpg, zero-byte placeholders, decompression bombs). One of them must not end a run
+of many hours, so :meth:`ImageFolder.__getitem__` returns ``None`` for it and names the file
+on stderr once; :func:`collate_skip_bad` drops the ``None`` samples from the batch.
+
+PIL is imported only when an image is decoded, so ``import lucid_arch.data`` and the shapes
+dataset do not pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from .seeds import generator
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+CROP_FRACTION = 0.875  # resize the shorter side to size / 0.875, then center-crop: the ImageNet convention
+
+
+class DatasetError(ValueError):
+    """An image folder that cannot be used as it is; the message says which path and how to fix it."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """The image folder does not exist."""
+
+
+class ImageFolder(Dataset):
+    """Images under ``root``, labelled by the sorted names of its class sub-folders.
+
+    ``root/train/CLASS`` and ``root/val/CLASS`` give a fixed split (classes from train/);
+    otherwise each class gives ``val_fraction`` of its files (at least one when it has two or
+    more) to "val", drawn with a generator seeded from (``seed``, class name) -- so the split
+    is the same on every machine, and a class gaining files leaves the others' splits alone.
+
+    Items are (uint8 3 x S x S, label): shorter side resized to round(S / 0.875) (bicubic),
+    then center-cropped to S x S; ``None`` for a file that cannot be decoded.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        image_size: int,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+    ):
+        if split not in ("train", "val"):
+            raise ValueError(f"ImageFolder: split={split!r}; choose 'train' or 'val'.")
+        index = scan_image_folder(root)
+        self._init(index, image_size, split, val_fraction, seed)
+
+    def _init(self, index: FolderIndex, image_size: int, split: str, val_fraction: float, seed: int) -> None:
+        if image_size < 1:
+            raise ValueError(f"ImageFolder: image_size={image_size}; give a positive side in pixels.")
+        self.root = index.root
+        self.image_size = int(image_size)
+        self.split = split
+        self.classes = list(index.classes)
+        self.samples: list[tuple[str, int]] = index.split_samples(split, val_fraction, seed)
+        if not self.samples:
+            raise DatasetError(_empty_split_message(index, split))
+        # One byte per sample in shared memory: DataLoader workers (forked or spawned) see each
+        # other's marks, so an unreadable file is reported once per run, not once per worker or epoch.
+        self._reported = torch.zeros(len(self.samples), dtype=torch.uint8).share_memory_()
+
+    @classmethod
+    def splits(
+        cls, root: str | os.PathLike, image_size: int, val_fraction: float = 0.1, seed: int = 0
+    ) -> tuple[ImageFolder, ImageFolder]:
+        """(train, val) from one scan of ``root`` (a large tree is listed once, not twice)."""
+        index = scan_image_folder(root)
+        out = []
+        for split in ("train", "val"):
+            ds = cls.__new__(cls)
+            ds._init(index, image_size, split, val_fraction, seed)
+            out.append(ds)
+        return out[0], out[1]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
+        path, label = self.samples[i]
+        try:
+            image = load_image(path, self.image_size)
+        except Exception as exc:  # noqa: BLE001 -- any decoder failure is one bad file, not a crash
+            if not self._reported[i]:
+                self._reported[i] = 1
+                print(f"lucid-arch: skipping unreadable image {path} ({_reason(exc, path)})", file=sys.stderr, flush=True)
+            return None
+        return image, label
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageFolder({str(self.root)!r}, split={self.split!r}, {len(self)} images, "
+            f"{len(self.classes)} classes, {self.image_size}x{self.image_size})"
+        )
+
+
+def collate_skip_bad(batch: Sequence, image_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack the readable samples of ``batch`` into (uint8 B x 3 x S x S, int64 B), dropping ``None``.
+
+    A batch with no readable sample gives B = 0 (the training loop should skip it); its image
+    tensor is 0 x 3 x S x S when ``image_size`` is given (``functools.partial``), else 0 x 3 x 0 x 0.
+    """
+    good = [item for item in batch if item is not None]
+    if not good:
+        side = image_size or 0
+        return torch.empty(0, 3, side, side, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
+    images = torch.stack([image for image, _ in good])
+    labels = torch.tensor([int(label) for _, label in good], dtype=torch.int64)
+    return images, labels
+
+
+def load_image(path: str | os.PathLike, image_size: int) -> torch.Tensor:
+    """Decode ``path`` to uint8 3 x S x S: RGB, shorter side to round(S / 0.875), center crop.
+
+    Raises on anything unreadable: truncated files are not padded (``LOAD_TRUNCATED_IMAGES``
+    is left alone) and PIL's decompression-bomb warning is raised as an error.
+    """
+    import numpy as np
+    from PIL import Image
+
+    resize_to = max(image_size, round(image_size / CROP_FRACTION))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            im.draft("RGB", (resize_to, resize_to))  # JPEG: decode at a reduced scale, still >= the target
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")  # PIL asks palette images with transparency to go through RGBA
+            im = im.convert("RGB")  # decodes the whole file: truncation surfaces here
+    w, h = im.size
+    if w <= h:
+        new_w, new_h = resize_to, max(resize_to, round(h * resize_to / w))
+    else:
+        new_w, new_h = max(resize_to, round(w * resize_to / h)), resize_to
+    im = im.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    left, top = round((new_w - image_size) / 2), round((new_h - image_size) / 2)
+    im = im.crop((left, top, left + image_size, top + image_size))
+    return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def _reason(exc: BaseException, path: str) -> str:
+    """PIL's message on one line, without the path it repeats."""
+    text = str(exc).replace(repr(str(path)), "").replace(str(path), "").strip(" :")
+    text = " ".join(text.split())
+    return text or type(exc).__name__
+
+
+# --- listing the folder ---------------------------------------------------------------------
+
+
+class FolderIndex:
+    """The files of each class, found once; splits are derived from it without touching disk."""
+
+    def __init__(self, root: Path, classes: list[str], files: dict[str, list[Path]], fixed_val: dict | None = None):
+        self.root = root
+        self.classes = classes
+        self.files = files  # class -> sorted files (the train/ side when fixed_val is given)
+        self.fixed_val = fixed_val  # class -> sorted files under root/val, or None
+
+    def split_samples(self, split: str, val_fraction: float, seed: int) -> list[tuple[str, int]]:
+        samples: list[tuple[str, int]] = []
+        for label, name in enumerate(self.classes):
+            if self.fixed_val is not None:
+                chosen = self.files[name] if split == "train" else self.fixed_val.get(name, [])
+            else:
+                chosen = _stratified(self.files[name], val_fraction, seed, name)[split == "val"]
+            samples.extend((str(path), label) for path in chosen)
+        return samples
+
+
+def _stratified(files: list[Path], val_fraction: float, seed: int, name: str) -> tuple[list[Path], list[Path]]:
+    """(train, val) of one class: round(n * val_fraction) files to val, at least 1 if n >= 2, at most n - 1."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"ImageFolder: val_fraction={val_fraction}; give a share strictly between 0 and 1.")
+    n = len(files)
+    n_val = min(max(math.floor(n * val_fraction + 0.5), 1 if n >= 2 else 0), max(n - 1, 0))
+    held_out = set(torch.randperm(n, generator=generator("folder-split", seed, name))[:n_val].tolist())
+    train = [f for i, f in enumerate(files) if i not in held_out]
+    val = [f for i, f in enumerate(files) if i in held_out]
+    return train, val
+
+
+def scan_image_folder(root: str | os.PathLike) -> FolderIndex:
+    """List ``root``: its class folders and their image files (recursively, sorted)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DatasetNotFoundError(
+            f"Image folder {root} {what}. Point task.data.root at a folder holding one sub-folder "
+            f"of images per class (root/CLASS/*.jpg), or root/train/CLASS and root/val/CLASS."
+        )
+    has_train, has_val = (root / "train").is_dir(), (root / "val").is_dir()
+    if has_train != has_val:
+        present, missing = ("train", "val") if has_train else ("val", "train")
+        raise DatasetError(
+            f"Image folder {root} has a {present}/ sub-folder but no {missing}/: a fixed split needs "
+            f"both ({root / 'train'}/CLASS and {root / 'val'}/CLASS). Add {root / missing}, or point "
+            f"task.data.root at {root / present} to split it by task.data.val_fraction."
+        )
+    if not has_train:
+        classes, files = _scan_classes(root)
+        return FolderIndex(root, classes, files)
+    classes, files = _scan_classes(root / "train")
+    val_classes, val_files = _scan_classes(root / "val")
+    unknown = [name for name in val_classes if name not in files]
+    if unknown:
+        raise DatasetError(
+            f"{root / 'val'} has class folders that {root / 'train'} lacks: {', '.join(unknown)}. "
+            f"The model can only learn classes it trains on: add them to train/ or remove them from val/."
+        )
+    return FolderIndex(root, classes, files, fixed_val=val_files)
+
+
+def _scan_classes(root: Path) -> tuple[list[str], dict[str, list[Path]]]:
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        raise DatasetError(
+            f"Image folder {root} has no class sub-folders. Put each class's images in its own "
+            f"folder: {root}/CLASS_NAME/image.jpg (the folder names become the class names)."
+        )
+    files: dict[str, list[Path]] = {}
+    for name in classes:
+        found = _images_under(root / name)
+        if not found:
+            raise DatasetError(
+                f"Class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}, searched "
+                f"recursively). Add images to it, or remove it if {name!r} is not a class."
+            )
+        files[name] = found
+    return classes, files
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Image files below ``folder``, sorted by relative path; hidden files and folders skipped
+    (e.g. macOS ``._name.jpg`` resource forks), symlinked folders followed once."""
+    found: list[tuple[str, Path]] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a symlink loop, or a folder linked twice
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for filename in filenames:
+            if not filename.startswith(".") and os.path.splitext(filename)[1].lower() in IMAGE_EXTENSIONS:
+                path = Path(dirpath) / filename
+                found.append((path.relative_to(folder).as_posix(), path))
+    return [path for _, path in sorted(found)]
+
+
+def _empty_split_message(index: FolderIndex, split: str) -> str:
+    if index.fixed_val is not None:
+        where = index.root / split
+        return (
+            f"The {split} split of {index.root} is empty: {where} holds no images of the classes in "
+            f"{index.root / 'train'}. Add images to {where}/CLASS folders."
+        )
+    return (
+        f"The {split} split of {index.root} is empty: every class folder has a single image, and one "
+        f"image cannot be both trained on and held out. Add images (two or more per class), or give a "
+        f"fixed split as {index.root}/train/CLASS and {index.root}/val/CLASS."
+    )

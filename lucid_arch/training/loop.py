@@ -1,0 +1,297 @@
+"""The training loop: data -> model -> AdamW steps -> validation, checkpoints and metrics.
+
+Every source of randomness in step ``s`` (data order, augmentation, drop-path, dropout) is
+seeded from ``(task.seed, s, rank)``, and the learning rate is a function of ``s``. So the
+state a checkpoint must carry is small (weights, optimizer moments, the step, running sums),
+and a run resumed from any checkpoint repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..config.train_schema import TrainConfig
+from . import checkpoint as ckpt
+from .distributed import Dist, all_reduce_sum, barrier, setup
+from .optim import lr_at, make_optimizer, set_lr
+from .progress import Progress, Stopwatch
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainResult:
+    model_config: ModelConfig  # as trained: num_classes and img_size follow the data
+    classes: list[str]
+    history: list[dict[str, Any]]  # one record per epoch, as in metrics.jsonl
+    train_seconds: float
+    images_per_second: float
+    precision: str
+    world_size: int
+    resumed_from: Optional[str] = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1]
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return max((r for r in self.history if r.get("val_acc") is not None), key=lambda r: r["val_acc"])
+
+
+def _seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+def resolve_precision(setting: str, device: torch.device) -> str:
+    if setting != "auto":
+        return setting
+    from ..inference import bf16_is_fast
+
+    return "bf16" if bf16_is_fast(device) else "fp32"
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class _Batches:
+    """Images and labels of one rank, batch by batch, in the order ``shard_indices`` fixes."""
+
+    def __init__(self, dataset: Any, task: TrainConfig, env: Dist, local_batch: int):
+        self.dataset, self.task, self.env, self.local_batch = dataset, task, env, local_batch
+
+    def steps_per_epoch(self) -> int:
+        from ..data import shard_indices
+
+        return len(shard_indices(len(self.dataset), 0, self.task.seed, self.env.rank, self.env.world_size)) // self.local_batch
+
+    def epoch(self, epoch: int, first_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from ..data import shard_indices
+
+        order = shard_indices(len(self.dataset), epoch, self.task.seed, self.env.rank, self.env.world_size)
+        order = order[first_step * self.local_batch : self.steps_per_epoch() * self.local_batch]
+        yield from _loader(self.dataset, order, self.local_batch, self.task.data.num_workers)
+
+
+def _loader(dataset: Any, order: list[int], batch: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    from torch.utils.data import DataLoader
+
+    from ..data.folder import collate_skip_bad
+
+    return iter(DataLoader(dataset, batch_size=batch, sampler=order, num_workers=workers, collate_fn=collate_skip_bad,
+                           persistent_workers=False, drop_last=False))
+
+
+class _Inputs:
+    """uint8 batches -> normalised float inputs, augmented for training with a per-step generator."""
+
+    def __init__(self, data: Any, device: torch.device):
+        self.data, self.device = data, device
+        self.mean = torch.tensor(data.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(data.std).view(1, 3, 1, 1)
+
+    def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        from ..data.augment import random_resized_crop_flip, to_float
+
+        if generator is not None and self.data.augment:
+            x = random_resized_crop_flip(images, generator, scale=(self.data.min_scale, 1.0), hflip=self.data.hflip)
+        else:
+            x = to_float(images)
+        return ((x - self.mean) / self.std).to(self.device, non_blocking=True)
+
+
+def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precision: str, batch: int) -> tuple[float, float]:
+    """Validation loss (no label smoothing) and top-1 accuracy over the whole set, all ranks together."""
+    order = list(range(env.rank, len(dataset), env.world_size))  # no padding: every image counted once
+    loss_sum = correct = seen = 0.0
+    model.eval()
+    with torch.no_grad(), _autocast(precision, env.device):
+        for images, labels in _loader(dataset, order, batch, 0):
+            if not len(labels):
+                continue
+            logits = model(inputs(images)).float()
+            labels = labels.to(env.device)
+            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], env)
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
+def _find_checkpoint(task: TrainConfig, run_dir: Path, env: Dist) -> Optional[Path]:
+    """Rank 0 looks for the checkpoint (only it knows the run directory) and tells every rank."""
+    found, error = None, None
+    if task.resume and env.is_main:
+        try:
+            found = ckpt.find_checkpoint(task.resume, run_dir)
+        except ckpt.ResumeError as exc:
+            error = str(exc)
+    if env.enabled:
+        import torch.distributed as dist
+
+        box = [str(found) if found else None, error]
+        dist.broadcast_object_list(box, src=0)
+        found, error = (Path(box[0]) if box[0] else None), box[1]
+    if error:
+        raise ckpt.ResumeError(error)
+    return found
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    path = run_dir / METRICS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    os.replace(tmp, path)
+
+
+def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult:
+    """Train ``model_cfg`` as ``task`` says, writing metrics and checkpoints into ``run_dir`` (rank 0 only)."""
+    import yaml
+
+    from ..builder import build_model
+    from ..data import build_datasets
+
+    env = setup(task.device)
+    run_dir = Path(run_dir)
+    train_set, val_set, classes = build_datasets(task.data)
+    model_cfg = dataclasses.replace(model_cfg, num_classes=len(classes), img_size=task.data.image_size)
+    if task.batch_size % env.world_size:
+        raise ValueError(f"task.batch_size = {task.batch_size} does not split evenly over {env.world_size} processes; "
+                         f"pick a multiple of {env.world_size}.")
+    local_batch = task.batch_size // env.world_size
+    batches = _Batches(train_set, task, env, local_batch)
+    steps_per_epoch = batches.steps_per_epoch()
+    if steps_per_epoch == 0:
+        raise ValueError(f"task.batch_size = {task.batch_size} is larger than the {len(train_set)} training images; "
+                         "lower task.batch_size or add data.")
+    total_steps = steps_per_epoch * task.epochs
+    warmup_steps = round(task.schedule.warmup_epochs * steps_per_epoch)
+    precision = resolve_precision(task.precision, env.device)
+
+    torch.manual_seed(task.seed)  # the initial weights
+    model = build_model(model_cfg).to(env.device)
+    optimizer = make_optimizer(model, task.optimizer)
+    config = {"model": dataclasses.asdict(model_cfg), "task": dataclasses.asdict(task)}
+    config_yaml = yaml.safe_dump(config, sort_keys=False)
+
+    state: dict[str, Any] = {"step": 0, "history": [], "sums": torch.zeros(3, dtype=torch.float64), "train_seconds": 0.0,
+                             "epoch_seconds": 0.0}
+    resumed_from = None
+    checkpoint = _find_checkpoint(task, run_dir, env)
+    if checkpoint is not None:
+        ckpt.check_resumable(checkpoint, config)
+        state = ckpt.load_checkpoint(checkpoint, model, optimizer)
+        resumed_from = str(checkpoint)
+
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) \
+        if env.enabled else model
+    criterion = nn.CrossEntropyLoss(label_smoothing=task.label_smoothing)
+    inputs = _Inputs(task.data, env.device)
+    progress = Progress(task.progress if env.is_main else "none", task.epochs, steps_per_epoch, task.log_every)
+    if resumed_from:
+        progress.note(f"resuming from {resumed_from} at step {state['step']} of {total_steps}")
+
+    def save(step: int) -> None:
+        if env.is_main:
+            payload = {**state, "step": step, "sums": sums.cpu(), "optimizer": optimizer.state_dict()}
+            ckpt.save_checkpoint(run_dir, step, model, payload, config_yaml, task.keep_checkpoints)
+        barrier(env)
+
+    step = state["step"]
+    history: list[dict[str, Any]] = state["history"]
+    sums = state["sums"].to(env.device)  # loss * n, correct, n of the epoch so far (this rank)
+    clock = Stopwatch(state["train_seconds"])
+    epoch_clock = Stopwatch(state["epoch_seconds"])
+    last_good: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+    try:
+        while step < total_steps:
+            epoch, first = divmod(step, steps_per_epoch)
+            progress.start_epoch(epoch, first)
+            net.train()
+            for images, labels in batches.epoch(epoch, first):
+                with clock, epoch_clock:
+                    weight = 1.0
+                    if not len(labels):  # every image of this batch was unreadable (reported by path)
+                        if not env.enabled or last_good is None:
+                            step += 1
+                            continue
+                        images, labels, weight = *last_good, 0.0  # keep DDP's collectives in step; adds nothing
+                    last_good = (images, labels)
+                    torch.manual_seed(_seed(task.seed, step, env.rank))  # drop-path and dropout of this step
+                    x = inputs(images, torch.Generator().manual_seed(_seed(task.seed, step, env.rank) + 1))
+                    y = labels.to(env.device, non_blocking=True)
+                    lr = lr_at(step, total_steps, warmup_steps, task.optimizer.lr, task.schedule.warmup_lr, task.schedule.min_lr)
+                    set_lr(optimizer, lr)
+                    with _autocast(precision, env.device):
+                        logits = net(x)
+                    loss = criterion(logits.float(), y) * weight
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if task.clip_grad_norm is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), task.clip_grad_norm)
+                    optimizer.step()
+                    n = len(y) * weight
+                    sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double() * weight,
+                                         torch.tensor(n, dtype=torch.float64, device=env.device)])
+                step += 1
+                in_epoch = step - epoch * steps_per_epoch
+                if progress.mode == "bar" or (progress.mode == "log" and (in_epoch % task.log_every == 0 or in_epoch == steps_per_epoch)):
+                    loss_sum, correct, seen = sums.tolist()
+                    progress.step(epoch, in_epoch, loss_sum / max(seen, 1), correct / max(seen, 1), lr,
+                                  seen * env.world_size / max(epoch_clock.elapsed, 1e-9))
+                if task.checkpoint_every and step % task.checkpoint_every == 0 and in_epoch != steps_per_epoch:
+                    state.update(train_seconds=clock.elapsed, epoch_seconds=epoch_clock.elapsed, history=history)
+                    save(step)
+            loss_sum, correct, seen = all_reduce_sum(sums.tolist(), env)
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": lr_at(step - 1, total_steps, warmup_steps, task.optimizer.lr, task.schedule.warmup_lr, task.schedule.min_lr),
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "images_per_second": seen / max(epoch_clock.elapsed, 1e-9),
+                "epoch_seconds": epoch_clock.elapsed,
+                "val_loss": None,
+                "val_acc": None,
+            }
+            if (epoch + 1) % task.eval_every == 0 or step == total_steps:
+                record["val_loss"], record["val_acc"] = evaluate(model, val_set, inputs, env, precision, 2 * local_batch)
+            history.append(record)
+            progress.end_epoch(record)
+            sums.zero_()
+            epoch_clock = Stopwatch()
+            if env.is_main:
+                _write_metrics(run_dir, history)
+            state.update(train_seconds=clock.elapsed, epoch_seconds=0.0, history=history)
+            save(step)
+    finally:
+        progress.close()
+
+    if env.is_main:
+        ckpt.save_weights(model, run_dir / ckpt.WEIGHTS, {"model": model_cfg.name})
+        (run_dir / ckpt.CONFIG).write_text(config_yaml)
+    images = sum(r["images_per_second"] * r["epoch_seconds"] for r in history)
+    return TrainResult(
+        model_config=model_cfg,
+        classes=list(classes),
+        history=history,
+        train_seconds=clock.elapsed,
+        images_per_second=images / max(clock.elapsed, 1e-9),
+        precision=precision,
+        world_size=env.world_size,
+        resumed_from=resumed_from,
+    )

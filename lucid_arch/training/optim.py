@@ -1,0 +1,45 @@
+"""AdamW with timm's weight-decay exclusions, and the warm-up + cosine learning-rate curve.
+
+Decaying a LayerNorm's scale, a bias, a position embedding or the class token pulls it
+towards zero for no regularising benefit, so those get weight_decay 0: every parameter with
+fewer than two dimensions, plus what the model lists in ``no_weight_decay()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, opt: Any) -> torch.optim.AdamW:
+    return torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps)
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, warmup_lr: float, min_lr: float) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``.
+
+    A pure function of the step, so a resumed run needs no scheduler state.
+    """
+    if step < warmup_steps:
+        return warmup_lr + (peak - warmup_lr) * step / warmup_steps
+    span = max(1, total_steps - warmup_steps - 1)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr + 0.5 * (peak - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

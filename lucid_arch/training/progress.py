@@ -1,0 +1,88 @@
+"""What a training run shows while it runs: a live bar in a terminal, plain lines in a log.
+
+Everything goes to stderr, so ``format=json`` output on stdout stays machine-readable, and
+only rank 0 reports. A cluster's log file gets a line every ``log_every`` steps instead of a
+bar's carriage returns.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+
+def resolve_mode(mode: str) -> str:
+    if mode == "auto":
+        return "bar" if sys.stderr.isatty() else "log"
+    return mode
+
+
+class Progress:
+    def __init__(self, mode: str, epochs: int, steps_per_epoch: int, log_every: int):
+        self.mode = resolve_mode(mode)
+        self.epochs, self.steps_per_epoch, self.log_every = epochs, steps_per_epoch, log_every
+        self._bar = None
+        self._task = None
+
+    def start_epoch(self, epoch: int, done_steps: int) -> None:
+        if self.mode != "bar":
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+        from rich.console import Console
+
+        self._bar = RichProgress(
+            TextColumn(f"epoch {epoch + 1}/{self.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("train", total=self.steps_per_epoch, completed=done_steps, stats="")
+
+    def step(self, epoch: int, step_in_epoch: int, loss: float, acc: float, lr: float, images_per_second: float) -> None:
+        stats = f"loss {loss:.4f}  acc {acc:6.2%}  lr {lr:.2e}  {images_per_second:,.0f} img/s"
+        if self.mode == "bar" and self._bar is not None:
+            self._bar.update(self._task, completed=step_in_epoch, stats=stats)
+        elif self.mode == "log" and (step_in_epoch % self.log_every == 0 or step_in_epoch == self.steps_per_epoch):
+            print(f"epoch {epoch + 1}/{self.epochs} step {step_in_epoch}/{self.steps_per_epoch}  {stats}", file=sys.stderr, flush=True)
+
+    def end_epoch(self, record: dict) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        if self.mode == "none":
+            return
+        line = (f"epoch {record['epoch']}/{self.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.2%}"
+                f"  {record['images_per_second']:,.0f} img/s  {record['epoch_seconds']:.1f} s")
+        if record.get("val_acc") is not None:
+            line += f"  | val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
+        print(line, file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        if self.mode != "none":
+            print(f"lucid-arch: {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class Stopwatch:
+    """Wall time of the steps only (evaluation and checkpoints excluded), for images/s."""
+
+    def __init__(self, elapsed: float = 0.0):
+        self.elapsed = elapsed
+        self._since: Optional[float] = None
+
+    def __enter__(self) -> "Stopwatch":
+        self._since = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.elapsed += time.perf_counter() - self._since

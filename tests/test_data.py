@@ -1,0 +1,470 @@
+"""lucid_arch.data: the shapes dataset, image folders, batch augmentation, epoch sharding."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+from lucid_arch.config.train_schema import DataConfig
+from lucid_arch.data import (
+    DatasetError,
+    DatasetNotFoundError,
+    ImageFolder,
+    ShapesDataset,
+    build_datasets,
+    collate_skip_bad,
+    normalize,
+    random_resized_crop_flip,
+    shard_indices,
+    to_float,
+)
+from lucid_arch.data.augment import crop_boxes
+from lucid_arch.data.shapes import CHUNK, CLASSES
+
+Image = pytest.importorskip("PIL.Image")
+
+
+def digest(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()
+
+
+# --- shapes ---------------------------------------------------------------------------------
+
+
+def test_shapes_layout():
+    ds = ShapesDataset(23, image_size=32, seed=3)
+    assert ds.images.shape == (23, 3, 32, 32) and ds.images.dtype == torch.uint8
+    assert ds.labels.shape == (23,) and ds.labels.dtype == torch.int64
+    assert len(ds) == 23
+    image, label = ds[5]
+    assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
+    assert isinstance(label, int) and label == int(ds.labels[5])
+    assert ds.classes == list(CLASSES) and len(set(ds.classes)) == 10
+
+
+def test_shapes_same_seed_same_bytes_whatever_the_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ShapesDataset(40, image_size=48, seed=7)
+        torch.set_num_threads(max(2, before))
+        many = ShapesDataset(40, image_size=48, seed=7)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one.images, many.images) and torch.equal(one.labels, many.labels)
+
+
+def test_shapes_golden_bytes():
+    """The dataset is part of the results people report: it must not drift across machines or edits."""
+    ds = ShapesDataset(20, image_size=16, seed=0)
+    assert ds.labels.tolist() == GOLDEN_LABELS
+    assert digest(ds.images) == GOLDEN_DIGEST
+
+
+GOLDEN_LABELS = [9, 7, 2, 8, 3, 0, 1, 4, 5, 6, 7, 9, 6, 4, 8, 5, 1, 0, 2, 3]
+GOLDEN_DIGEST = "ccf0379fbb1b085b1fed37003d27c35fb621f89642957526d2234c2f7f79df75"
+
+
+def test_shapes_seed_and_split_change_the_images():
+    base = ShapesDataset(30, image_size=32, seed=0, split="train")
+    other_seed = ShapesDataset(30, image_size=32, seed=1, split="train")
+    val = ShapesDataset(30, image_size=32, seed=0, split="val")
+    assert not torch.equal(base.images, other_seed.images)
+    assert not torch.equal(base.images, val.images)
+    train_set = {digest(img) for img in base.images}
+    assert not any(digest(img) in train_set for img in val.images), "a val image copies a train image"
+
+
+def test_shapes_image_i_does_not_depend_on_num_images():
+    small = ShapesDataset(CHUNK + 7, image_size=16)
+    large = ShapesDataset(CHUNK + 40, image_size=16)
+    assert torch.equal(small.images, large.images[: CHUNK + 7])
+    assert torch.equal(small.labels, large.labels[: CHUNK + 7])
+
+
+def test_shapes_balanced_and_every_class_present():
+    ds = ShapesDataset(2 * CHUNK + 3, image_size=16)
+    counts = torch.bincount(ds.labels, minlength=10)
+    assert counts.min() >= 1 and counts.max() - counts.min() <= 1, counts.tolist()
+    assert counts.sum() == 2 * CHUNK + 3
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 96])
+def test_shapes_sizes(size):
+    ds = ShapesDataset(12, image_size=size, seed=1)
+    assert ds.images.shape == (12, 3, size, size)
+    # Something is drawn: every image spans a real range of values.
+    spread = ds.images.flatten(1).float()
+    assert (spread.max(1).values - spread.min(1).values).min() > 60
+
+
+def test_shapes_bad_arguments():
+    with pytest.raises(ValueError, match="image_size"):
+        ShapesDataset(4, image_size=8)
+    with pytest.raises(ValueError, match="split"):
+        ShapesDataset(4, split="test")
+
+
+def test_shapes_not_solvable_by_pixel_templates():
+    """Position, size, rotation and colours are random: class-mean templates stay near chance."""
+    train = ShapesDataset(1000, image_size=32, seed=0, split="train")
+    val = ShapesDataset(500, image_size=32, seed=0, split="val")
+    x = train.images.flatten(1).float()
+    means = torch.stack([x[train.labels == k].mean(0) for k in range(10)])
+    pred = torch.cdist(val.images.flatten(1).float(), means).argmin(1)
+    accuracy = (pred == val.labels).float().mean().item()
+    assert accuracy < 0.3, accuracy
+
+
+def test_shapes_colour_says_nothing_about_the_class():
+    """Per-image colour mean and spread (which also reflect the shape's area) are at chance."""
+    train = ShapesDataset(1000, image_size=16, seed=2, split="train")
+    val = ShapesDataset(500, image_size=16, seed=2, split="val")
+
+    def stats(ds):
+        x = ds.images.float()
+        return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1)
+
+    feats = stats(train)
+    means = torch.stack([feats[train.labels == k].mean(0) for k in range(10)])
+    accuracy = (torch.cdist(stats(val), means).argmin(1) == val.labels).float().mean().item()
+    assert accuracy < 0.2, accuracy
+
+
+# --- image folder ---------------------------------------------------------------------------
+
+
+def save(path: Path, size=(40, 30), colour=(200, 30, 30), fmt=None, mode="RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, colour if mode == "RGB" else 128).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """cat: 5 images (one truncated); dog: 5 good + 2 bad; fish: 2; plus files that are no images."""
+    root = tmp_path / "images"
+    save(root / "cat" / "a.png", (40, 30))
+    save(root / "cat" / "b.jpg", (64, 48), fmt="JPEG")
+    save(root / "cat" / "c.bmp", (20, 50))
+    save(root / "cat" / "nested" / "d.PNG", (33, 33), fmt="PNG")
+    big = root / "cat" / "e_truncated.jpg"
+    save(big, (128, 128), fmt="JPEG")
+    Image.effect_noise((128, 128), 60).convert("RGB").save(big, format="JPEG")
+    big.write_bytes(big.read_bytes()[: big.stat().st_size // 2])
+    (root / "cat" / "notes.txt").write_text("not an image")
+    (root / "cat" / ".hidden.jpg").write_text("macOS resource fork")
+    for i, size in enumerate([(50, 50), (70, 40), (40, 70), (100, 90), (25, 25)]):
+        save(root / "dog" / f"{i}.png", size, colour=(30, 30, 200))
+    (root / "dog" / "text_renamed.jpg").write_text("<html>not found</html>")
+    (root / "dog" / "zero.png").write_bytes(b"")
+    save(root / "fish" / "x.gif", (30, 30), fmt="GIF")
+    save(root / "fish" / "y.webp", (30, 31), fmt="WEBP")
+    return root
+
+
+BAD = ("e_truncated.jpg", "text_renamed.jpg", "zero.png")
+
+
+def test_folder_classes_and_files(tree):
+    train = ImageFolder(tree, 16, "train", val_fraction=0.3)
+    val = ImageFolder(tree, 16, "val", val_fraction=0.3)
+    assert train.classes == val.classes == ["cat", "dog", "fish"]
+    everything = sorted(train.samples + val.samples)
+    names = sorted(Path(p).name for p, _ in everything)
+    assert names == sorted(["a.png", "b.jpg", "c.bmp", "d.PNG", "e_truncated.jpg"] + [f"{i}.png" for i in range(5)]
+                           + ["text_renamed.jpg", "zero.png", "x.gif", "y.webp"])
+    assert not set(train.samples) & set(val.samples)
+    # Stratified, round(n * 0.3) per class, at least one: cat 5 -> 2, dog 7 -> 2, fish 2 -> 1.
+    per_class = torch.bincount(torch.tensor([label for _, label in val.samples]), minlength=3).tolist()
+    assert per_class == [2, 2, 1]
+    labels = {Path(p).parent.name if Path(p).parent.name != "nested" else "cat": label for p, label in everything}
+    assert labels == {"cat": 0, "dog": 1, "fish": 2}
+
+
+def test_folder_split_is_deterministic_and_seeded(tree):
+    a = ImageFolder(tree, 16, "val", val_fraction=0.3, seed=0).samples
+    b = ImageFolder(tree, 16, "val", val_fraction=0.3, seed=0).samples
+    assert a == b
+    others = [ImageFolder(tree, 16, "val", val_fraction=0.3, seed=s).samples for s in range(1, 6)]
+    assert any(o != a for o in others)
+    # At least one val image per class with >= 2 files, even when the share rounds to zero.
+    tiny = ImageFolder(tree, 16, "val", val_fraction=0.01)
+    assert sorted(label for _, label in tiny.samples) == [0, 1, 2]
+
+
+def test_folder_splits_scans_once_and_agrees(tree):
+    train, val = ImageFolder.splits(tree, 16, val_fraction=0.3, seed=4)
+    assert train.samples == ImageFolder(tree, 16, "train", 0.3, 4).samples
+    assert val.samples == ImageFolder(tree, 16, "val", 0.3, 4).samples
+
+
+def by_file(root: Path, size: int) -> dict:
+    """"CLASS/NAME" -> (dataset, index) over both splits of ``root``."""
+    out = {}
+    for ds in ImageFolder.splits(root, size, val_fraction=0.4):
+        for i, (path, _) in enumerate(ds.samples):
+            out[f"{Path(path).parent.name}/{Path(path).name}"] = (ds, i)
+    return out
+
+
+def test_folder_decodes_resizes_and_center_crops(tmp_path):
+    image = Image.new("RGB", (100, 50), (255, 0, 0))
+    image.paste((0, 0, 255), (50, 0, 100, 50))  # left half red, right half blue
+    image.save(save(tmp_path / "a" / "wide.png"))
+    save(tmp_path / "a" / "other.png")
+    save(tmp_path / "b" / "grey.png", (30, 60), mode="L")
+    save(tmp_path / "b" / "other.png")
+    items = {key: ds[i] for key, (ds, i) in by_file(tmp_path, 32).items()}
+    x, label = items["a/wide.png"]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.uint8 and label == 0
+    # Shorter side 50 -> round(32 / 0.875) = 37, so 74 x 37, then the central 32 x 32.
+    assert x[:, 16, 1].tolist() == [255, 0, 0] and x[:, 16, 30].tolist() == [0, 0, 255]
+    assert x[:, :, 14].float().std() > 10  # the red/blue edge runs through the middle
+    grey, label = items["b/grey.png"]
+    assert grey.shape == (3, 32, 32) and label == 1 and grey.eq(128).all()
+
+
+def test_folder_bad_files_are_skipped_and_named_once(tree, capfd):
+    ds = ImageFolder(tree, 16, "train", val_fraction=0.01, seed=0)
+    bad = [i for i, (p, _) in enumerate(ds.samples) if Path(p).name in BAD]
+    good = [i for i in range(len(ds)) if i not in bad]
+    assert bad, "the fixture's bad files went to val: pick another seed"
+    for i in bad:
+        assert ds[i] is None
+        assert ds[i] is None
+    for i in good:
+        assert ds[i][0].shape == (3, 16, 16)
+    err = capfd.readouterr().err
+    for i in bad:
+        path = ds.samples[i][0]
+        assert err.count(f"lucid-arch: skipping unreadable image {path} (") == 1, err
+    assert len(err.strip().splitlines()) == len(bad)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_folder_dataloader_drops_exactly_the_bad_files(tree, capfd, workers):
+    ds = ImageFolder(tree, 16, "train", val_fraction=0.01, seed=0)
+    n_bad = sum(Path(p).name in BAD for p, _ in ds.samples)
+    loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate_skip_bad)
+    for _epoch in range(2):
+        seen = 0
+        for images, labels in loader:
+            assert images.dtype == torch.uint8 and images.shape[1:] == (3, 16, 16)
+            assert labels.dtype == torch.int64 and labels.shape == (images.shape[0],)
+            seen += images.shape[0]
+        assert seen == len(ds) - n_bad
+    err = capfd.readouterr().err
+    # Once per file for the whole run: workers share what has been reported.
+    assert err.count("lucid-arch: skipping unreadable image") == n_bad, err
+
+
+def test_collate_skip_bad():
+    item = (torch.zeros(3, 8, 8, dtype=torch.uint8), 3)
+    images, labels = collate_skip_bad([None, item, None, item])
+    assert images.shape == (2, 3, 8, 8) and labels.tolist() == [3, 3]
+    images, labels = collate_skip_bad([None, None])
+    assert images.shape[0] == 0 and labels.shape == (0,) and labels.dtype == torch.int64
+    images, _ = functools.partial(collate_skip_bad, image_size=8)([None])
+    assert images.shape == (0, 3, 8, 8) and images.dtype == torch.uint8
+
+
+def test_folder_decompression_bombs_are_unreadable(tmp_path, monkeypatch, capfd):
+    save(tmp_path / "a" / "warn.png", (12, 12))  # 144 pixels: over the limit -> a warning
+    save(tmp_path / "a" / "error.png", (20, 20))  # 400: over twice the limit -> an error
+    save(tmp_path / "b" / "1.png", (8, 8))
+    items = by_file(tmp_path, 8)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    for name in ("a/warn.png", "a/error.png"):
+        ds, i = items[name]
+        assert ds[i] is None
+    err = capfd.readouterr().err
+    assert "warn.png" in err and "error.png" in err
+
+
+def test_folder_fixed_train_val_layout(tmp_path):
+    for cls in ("ant", "bee"):
+        for i in range(3):
+            save(tmp_path / "train" / cls / f"{i}.png")
+    save(tmp_path / "val" / "bee" / "v.png")
+    train = ImageFolder(tmp_path, 8, "train")
+    val = ImageFolder(tmp_path, 8, "val")
+    assert train.classes == val.classes == ["ant", "bee"]
+    assert len(train) == 6 and [(Path(p).name, label) for p, label in val.samples] == [("v.png", 1)]
+
+    save(tmp_path / "val" / "cow" / "v.png")
+    with pytest.raises(DatasetError, match="cow") as info:
+        ImageFolder(tmp_path, 8, "train")
+    assert str(tmp_path / "val") in str(info.value)
+
+
+def test_folder_errors_name_the_path(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DatasetNotFoundError) as info:
+        ImageFolder(missing, 8)
+    assert isinstance(info.value, FileNotFoundError) and str(missing) in str(info.value)
+
+    flat = tmp_path / "flat"
+    save(flat / "loose.png")
+    with pytest.raises(DatasetError, match="no class sub-folders") as info:
+        ImageFolder(flat, 8)
+    assert str(flat) in str(info.value)
+
+    empty_class = tmp_path / "empty_class"
+    save(empty_class / "a" / "1.png")
+    (empty_class / "b" / "sub").mkdir(parents=True)
+    (empty_class / "b" / "readme.txt").write_text("no images here")
+    with pytest.raises(DatasetError, match="holds no images") as info:
+        ImageFolder(empty_class, 8)
+    assert str(empty_class / "b") in str(info.value)
+
+    singles = tmp_path / "singles"
+    save(singles / "a" / "1.png")
+    save(singles / "b" / "1.png")
+    assert len(ImageFolder(singles, 8, "train")) == 2
+    with pytest.raises(DatasetError, match="val split .* is empty") as info:
+        ImageFolder(singles, 8, "val")
+    assert str(singles) in str(info.value)
+
+    half = tmp_path / "half"
+    save(half / "train" / "a" / "1.png")
+    with pytest.raises(DatasetError, match="no val/") as info:
+        ImageFolder(half, 8)
+    assert str(half / "train") in str(info.value)
+
+
+def test_data_package_does_not_import_pil():
+    code = (
+        "import sys, lucid_arch.data as d; d.ShapesDataset(10, 16); d.collate_skip_bad([None]); "
+        "print('PIL' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --- build_datasets -------------------------------------------------------------------------
+
+
+def test_build_datasets_shapes_from_a_dictconfig():
+    cfg = OmegaConf.structured(DataConfig(num_train=30, num_val=20, image_size=16, seed=5))
+    train, val, classes = build_datasets(cfg)
+    assert (len(train), len(val)) == (30, 20) and classes == list(CLASSES)
+    assert torch.equal(train.images, ShapesDataset(30, 16, 5, "train").images)
+    assert not torch.equal(train.images[:20], val.images)
+
+
+def test_build_datasets_folder(tree):
+    train, val, classes = build_datasets(DataConfig(dataset="folder", root=str(tree), image_size=16, val_fraction=0.3))
+    assert classes == ["cat", "dog", "fish"] and (len(train), len(val)) == (9, 5)
+    with pytest.raises(DatasetError, match="root"):
+        build_datasets(DataConfig(dataset="folder", root=None))
+
+
+# --- augmentation ---------------------------------------------------------------------------
+
+
+def batch(n=8, size=24, seed=0):
+    return torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def test_augment_range_shape_dtype():
+    x = batch()
+    for images in (x, to_float(x)):
+        out = random_resized_crop_flip(images, torch.Generator().manual_seed(0))
+        assert out.shape == x.shape and out.dtype == torch.float32
+        assert out.min() >= 0.0 and out.max() <= 1.0
+    rect = random_resized_crop_flip(batch(4, 20)[..., :12], torch.Generator().manual_seed(0))
+    assert rect.shape == (4, 3, 20, 12)
+
+
+def test_augment_deterministic_per_generator_and_thread_count():
+    x = batch(16, 32)
+    a = random_resized_crop_flip(x, torch.Generator().manual_seed(3))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        b = random_resized_crop_flip(x, torch.Generator().manual_seed(3))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, random_resized_crop_flip(x, torch.Generator().manual_seed(4)))
+
+
+def test_augment_full_scale_without_flip_is_identity():
+    x = batch()
+    out = random_resized_crop_flip(x, torch.Generator().manual_seed(0), scale=(1.0, 1.0), hflip=False)
+    torch.testing.assert_close(out, to_float(x), atol=1e-6, rtol=0)
+
+
+def test_augment_hflip_flips_about_half():
+    x = batch(32)
+    out = random_resized_crop_flip(x, torch.Generator().manual_seed(0), scale=(1.0, 1.0), hflip=True)
+    flipped = [torch.allclose(o, to_float(i).flip(-1), atol=1e-5) for o, i in zip(out, x)]
+    same = [torch.allclose(o, to_float(i), atol=1e-5) for o, i in zip(out, x)]
+    assert all(f != s for f, s in zip(flipped, same))
+    assert 6 <= sum(flipped) <= 26
+
+
+def test_augment_crops_obey_scale_and_ratio_and_match_affine_grid():
+    boxes = crop_boxes(500, 40, 30, torch.Generator().manual_seed(1), (0.2, 0.6), (0.5, 2.0))
+    x0, y0, w, h = boxes.unbind(1)
+    area = w * h / (40 * 30)
+    assert (x0 >= 0).all() and (y0 >= 0).all() and (x0 + w <= 30 + 1e-9).all() and (y0 + h <= 40 + 1e-9).all()
+    assert area.min() >= 0.2 - 1e-9 and area.max() <= 0.6 + 1e-9
+    assert (w / h).min() >= 0.5 - 1e-9 and (w / h).max() <= 2.0 + 1e-9
+
+    # The hand-built grid is affine_grid's, for the same boxes and flips.
+    x = to_float(batch(6, 20))
+    out = random_resized_crop_flip(x, torch.Generator().manual_seed(2), scale=(0.3, 0.9))
+    gen = torch.Generator().manual_seed(2)
+    x0, y0, w, h = crop_boxes(6, 20, 20, gen, (0.3, 0.9), (3 / 4, 4 / 3)).float().unbind(1)
+    flip = torch.rand(6, generator=gen, dtype=torch.float64) < 0.5
+    theta = torch.zeros(6, 2, 3)
+    theta[:, 0, 0] = torch.where(flip, -w / 20, w / 20)
+    theta[:, 1, 1] = h / 20
+    theta[:, 0, 2] = (x0 + w / 2) / 10 - 1
+    theta[:, 1, 2] = (y0 + h / 2) / 10 - 1
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
+def test_normalize():
+    x = torch.full((2, 3, 4, 4), 0.5)
+    out = normalize(x, [0.5, 0.25, 0.0], [0.5, 0.25, 0.5])
+    assert out[:, 0].eq(0).all() and out[:, 1].eq(1).all() and out[:, 2].eq(1).all()
+    assert to_float(torch.tensor([0, 255], dtype=torch.uint8)).tolist() == [0.0, 1.0]
+
+
+# --- shard_indices --------------------------------------------------------------------------
+
+
+def test_shard_indices_partition_the_epoch():
+    n, world = 103, 4
+    shards = [shard_indices(n, epoch=2, seed=0, rank=r, world_size=world) for r in range(world)]
+    assert len({len(s) for s in shards}) == 1 and len(shards[0]) == 26
+    merged = [i for s in shards for i in s]
+    assert set(merged) == set(range(n)) and len(merged) == 104  # one sample padded by wrapping
+    tiny = [shard_indices(2, 0, 0, r, 5) for r in range(5)]
+    assert all(len(s) == 1 for s in tiny) and {s[0] for s in tiny} == {0, 1}
+
+
+def test_shard_indices_deterministic_and_epoch_dependent():
+    a = shard_indices(50, epoch=0, seed=1)
+    assert a == shard_indices(50, epoch=0, seed=1)
+    assert sorted(a) == list(range(50)) and a != list(range(50))
+    assert a != shard_indices(50, epoch=1, seed=1)
+    assert a != shard_indices(50, epoch=0, seed=2)
+    assert shard_indices(10, epoch=3, seed=1, shuffle=False) == list(range(10))
+    assert shard_indices(10, epoch=3, seed=1, rank=1, world_size=3, shuffle=False) == [1, 4, 7, 0]  # padded: 0 1 .. 9 0 1
+    with pytest.raises(ValueError, match="rank"):
+        shard_indices(10, 0, 0, rank=2, world_size=2)

@@ -1,0 +1,286 @@
+"""task=train: optimizer groups and schedule, learning on the shapes dataset, checkpoints,
+resume equivalence (after a real SIGKILL), image folders with bad files, sweeps and DDP.
+
+Runs use a tiny PVT (four 1-block stages) on small 32-px shapes sets, so each trains in a
+second or two; the learning test trains pvt_v2_b0 itself, for about 20 s on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lucid_arch import build_model, load_config
+from lucid_arch.training.optim import lr_at, param_groups
+
+from conftest import run_main
+
+SCRIPT = Path(sys.executable).parent / "lucid-arch"
+
+TINY = ["model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]",
+        "model.mlp_ratios=[2,2,2,2]", "model.sr_ratios=[4,2,1,1]"]
+SMALL_RUN = ["task=train", "model=pvt_v2_b0", *TINY, "task.data.image_size=32", "task.data.num_train=256",
+             "task.data.num_val=64", "task.batch_size=32", "task.progress=log", "task.precision=fp32"]
+
+
+def run_script(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+def history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+
+
+# ------------------------------------------------------------------------ optimizer and schedule
+
+
+def test_weight_decay_skips_norms_biases_position_embeddings_and_cls_token():
+    model = build_model(load_config("pvt_tiny", ["model.depths=[1,1,1,1]"]))
+    decay, no_decay = param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    skipped = {names[id(p)] for p in no_decay["params"]}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.05
+    assert {"cls_token", "stages.0.pos_embed", "stages.3.pos_embed", "patch_embed.norm.weight", "head.bias"} <= skipped
+    assert {n for n in skipped if n.endswith((".bias", "norm.weight", "norm1.weight"))}
+    assert {"head.weight", "patch_embed.proj.weight", "stages.0.blocks.0.attn.q.weight"} <= decayed
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert len(decayed) + len(skipped) == len(list(model.parameters()))
+
+
+def test_warmup_then_cosine():
+    lrs = [lr_at(s, 100, 10, 1e-3, 1e-6, 1e-5) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-6)
+    assert lrs[10] == pytest.approx(1e-3)
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11]))  # rising warm-up
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # falling cosine
+    assert lrs[-1] == pytest.approx(1e-5)
+    assert lrs[55] == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * 45 / 89)))
+    assert lr_at(0, 10, 0, 1e-3, 1e-6, 1e-5) == pytest.approx(1e-3)  # no warm-up
+
+
+# ------------------------------------------------------------------------------------ learning
+
+
+def test_loss_falls_and_accuracy_beats_chance_on_shapes(capsys):
+    # pvt_v2_b0 as published, on 2560 shapes for 4 epochs: about 20 s on two cores. (A tiny model or
+    # 32-px images stays at chance this briefly: the shapes' random colours take a while to ignore.)
+    code, out, err = run_main(["task=train", "model=pvt_v2_b0", "task.data.num_train=2560", "task.data.num_val=400",
+                               "task.epochs=4", "task.batch_size=32", "task.progress=log", "format=json", "hydra.run.dir=run"], capsys)
+    assert code == 0, err
+    records = history(Path("run"))
+    assert len(records) == 4
+    assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.3
+    assert records[-1]["val_acc"] > 0.2, records  # chance is 0.10 on the 10 balanced classes (we see 0.345)
+    summary = json.loads(Path("run/summary.json").read_text())
+    assert summary["status"] == "ok"
+    assert summary["metrics"]["val_acc"] == pytest.approx(records[-1]["val_acc"], abs=1e-4)
+    assert summary["train"]["classes"][0] and len(summary["train"]["classes"]) == 10
+    assert json.loads(out)["metrics"]["val_acc"] == summary["metrics"]["val_acc"]
+    assert "epoch 4/4: train loss" in err and "img/s" in err
+
+
+def test_outputs_weights_config_and_checkpoints(capsys):
+    code, out, err = run_main([*SMALL_RUN, "task.epochs=3", "task.keep_checkpoints=2", "format=text", "hydra.run.dir=run"], capsys)
+    assert code == 0, err
+    run = Path("run")
+    steps = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert steps == ["step_00000016", "step_00000024"]  # 8 steps an epoch; the oldest pruned
+    for d in steps:
+        assert {p.name for p in (run / "checkpoints" / d).iterdir()} == {"model.safetensors", "config.yaml", "trainer_state.pt"}
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["num_classes"] == 10 and saved["model"]["img_size"] == 32  # as trained, not the variant's 1000/224
+    assert saved["task"]["epochs"] == 3
+    final = weights(run / "model.safetensors")
+    assert torch.equal(final["head.weight"], weights(run / "checkpoints/step_00000024/model.safetensors")["head.weight"])
+    rebuilt = build_model({**saved["model"]})
+    rebuilt.load_state_dict(final)  # the saved config rebuilds the trained model
+    assert "val acc" in out and "epoch" in out and str(run.resolve() / "model.safetensors") in out
+
+
+# -------------------------------------------------------------------------------------- resume
+
+
+def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(capsys):
+    common = [*SMALL_RUN, "task.epochs=2", "task.checkpoint_every=5", "task.keep_checkpoints=10"]
+    assert run_main([*common, "hydra.run.dir=full"], capsys)[0] == 0
+    assert (Path("full/checkpoints/step_00000005")).is_dir()
+    code, _, err = run_main([*common, "task.resume=full/checkpoints/step_00000005", "hydra.run.dir=resumed"], capsys)
+    assert code == 0, err
+    assert "resuming from full/checkpoints/step_00000005 at step 5 of 16" in err
+    a, b = history(Path("full")), history(Path("resumed"))
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("images_per_second", "epoch_seconds")}  # noqa: E731
+    assert [strip(r) for r in a] == [strip(r) for r in b]
+    wa, wb = weights(Path("full/model.safetensors")), weights(Path("resumed/model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path):
+    args = [*SMALL_RUN, "task.epochs=3", "task.data.num_train=512", "task.checkpoint_every=4", "task.keep_checkpoints=50"]
+    full = run_script(*args, "hydra.run.dir=full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.Popen([str(SCRIPT), *args, "hydra.run.dir=killed"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "killed").glob("checkpoints/step_*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed/model.safetensors").exists()  # it really stopped before the end
+    summary = json.loads((tmp_path / "killed/summary.json").read_text())
+    assert summary["status"] == "running"  # what a sweep report shows as a stopped job
+
+    resumed = run_script(*args, "task.resume=auto", "hydra.run.dir=killed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr
+    a, b = history(tmp_path / "full"), history(tmp_path / "killed")
+    assert [(r["epoch"], r["train_loss"], r["val_loss"], r["val_acc"]) for r in a] == \
+           [(r["epoch"], r["train_loss"], r["val_loss"], r["val_acc"]) for r in b]
+    wa, wb = weights(tmp_path / "full/model.safetensors"), weights(tmp_path / "killed/model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((tmp_path / "killed/summary.json").read_text())["status"] == "ok"
+
+
+def test_resume_refuses_a_different_recipe(capsys):
+    assert run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=first"], capsys)[0] == 0
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.optimizer.lr=0.01", "task.resume=first", "hydra.run.dir=second"], capsys)
+    assert code == 2
+    assert "task.optimizer.lr (0.001 -> 0.01)" in err and "first/checkpoints/step_00000008" in err
+    code, _, err = run_main([*SMALL_RUN, "task.resume=nowhere", "hydra.run.dir=third"], capsys)
+    assert code == 2 and "task.resume = 'nowhere': no such file or directory" in err
+
+
+def test_resume_auto_in_a_fresh_directory_starts_from_scratch(capsys):
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.resume=auto", "hydra.run.dir=fresh"], capsys)
+    assert code == 0, err
+    assert "resuming" not in err and len(history(Path("fresh"))) == 1
+
+
+# ------------------------------------------------------------------------------ bad configs
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("task.batch_size=0", "task.batch_size = 0: must be at least 1."),
+        ("task.data.dataset=imagenet", "task.data.dataset = 'imagenet': choose one of shapes, folder."),
+        ("task.data.dataset=folder", "task.data.root = None: dataset=folder needs the image folder"),
+        ("task.precision=fp16", "task.precision = 'fp16': choose one of auto, fp32, bf16."),
+        ("task.schedule.warmup_epochs=5", "task.schedule.warmup_epochs = 5.0: is longer than the run's 1 epochs."),
+        ("task.batch_size=1000", "task.batch_size = 1000 is larger than the 256 training images"),
+        ("task.data.root=/nonexistent task.data.dataset=folder", "/nonexistent"),
+    ],
+)
+def test_bad_training_settings_are_one_paragraph_errors(override, message, capsys):
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", *override.split(), "hydra.run.dir=bad"], capsys)
+    assert code in (1, 2) and message in err, err
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------ image folders
+
+
+def test_trains_on_an_image_folder_skipping_a_corrupt_image(tmp_path, capsys):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for c, name in enumerate(["cats", "dogs", "owls"]):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = (torch.rand(40, 48, 3, generator=g) * 80 + 60 * c).clamp(0, 255).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
+    bad = tmp_path / "images" / "dogs" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    code, out, err = run_main(["task=train", "model=pvt_v2_b0", *TINY, "task.data.dataset=folder", f"task.data.root={tmp_path / 'images'}",
+                               "task.data.image_size=32", "task.data.val_fraction=0.25", "task.batch_size=8", "task.epochs=2",
+                               "task.progress=log", "format=json", "hydra.run.dir=run"], capsys)
+    assert code == 0, err
+    assert str(bad) in err  # reported by path, and the run went on
+    summary = json.loads(Path("run/summary.json").read_text())
+    assert summary["train"]["classes"] == ["cats", "dogs", "owls"]
+    assert yaml.safe_load(Path("run/config.yaml").read_text())["model"]["num_classes"] == 3
+
+
+# ------------------------------------------------------------------------ pretrained, sweeps
+
+
+def test_finetune_from_a_training_run_reinitialises_the_head(tmp_path, capsys):
+    assert run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=pre"], capsys)[0] == 0
+    images = tmp_path / "two"
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (images / name).mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (32, 32), (40 * i, 200 if name == "a" else 20, 90)).save(images / name / f"{i}.png")
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.data.dataset=folder", f"task.data.root={images}", "task.batch_size=4",
+                             "task.optimizer.lr=1e-12", "task.schedule.warmup_lr=1e-12", "task.schedule.min_lr=1e-12",
+                             f"model.pretrained={tmp_path / 'pre'}", "hydra.run.dir=tuned"], capsys)
+    assert code == 0, err
+    before, after = weights(Path("pre/model.safetensors")), weights(Path("tuned/model.safetensors"))
+    assert after["head.weight"].shape == (2, 64) and before["head.weight"].shape == (10, 64)
+    assert torch.allclose(after["patch_embed.proj.weight"], before["patch_embed.proj.weight"], atol=1e-6)
+
+
+def test_a_training_sweep_tabulates_accuracy_params_flops_and_throughput(capsys):
+    code, out, err = run_main(["-m", *SMALL_RUN, "task.epochs=1", "model.depths=[1,1,1,1],[1,1,2,1]", "hydra.sweep.dir=sweep"], capsys)
+    assert code == 0, err
+    table = Path("sweep/sweep.md").read_text()
+    for column in ("val_acc", "params", "gflops", "train img/s"):
+        assert column in table
+    rows = [r for r in Path("sweep/sweep.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 2 and all(",ok," in r for r in rows)
+    assert out.count("val acc") == 2  # one line per job
+
+
+# ----------------------------------------------------------------------------------------- DDP
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process_and_only_rank_0_writes(tmp_path):
+    # No augmentation or drop-path: the two ranks' half batches average to the one-process batch.
+    args = [*SMALL_RUN, "task.epochs=1", "task.data.augment=false", "task.progress=none", "task.device=cpu"]
+    single = run_script(*args, "hydra.run.dir=single", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    env = {"OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "scratch")}
+    (tmp_path / "scratch").mkdir()
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          "-m", "lucid_arch.cli.app", *args, "hydra.run.dir=ddp"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=240, env={**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **env})
+    assert ddp.returncode == 0, ddp.stderr
+    summary = json.loads((tmp_path / "ddp/summary.json").read_text())
+    assert summary["train"]["processes"] == 2
+    a, b = history(tmp_path / "single"), history(tmp_path / "ddp")
+    assert b[0]["val_acc"] == pytest.approx(a[0]["val_acc"], abs=2 / 64)
+    assert b[0]["train_loss"] == pytest.approx(a[0]["train_loss"], abs=1e-3)
+    wa, wb = weights(tmp_path / "single/model.safetensors"), weights(tmp_path / "ddp/model.safetensors")
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "scratch", "single"]  # rank 1 left nothing behind
+    assert not list((tmp_path / "scratch").glob("lucid-arch-rank*"))  # its scratch Hydra dir is removed
