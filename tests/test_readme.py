@@ -29,6 +29,12 @@ def test_every_schema_field_is_documented_in_the_readme():
     assert undocumented == []
 
 
+def test_every_training_setting_is_documented_in_the_readme():
+    from lucid_arch.config.train_schema import field_help
+
+    assert [key for key in field_help() if key != "name" and f"`{key}`" not in README] == []
+
+
 def test_the_readmes_new_variant_example_builds_both_ways():
     import torch
 
@@ -41,3 +47,23 @@ def test_the_readmes_new_variant_example_builds_both_ways():
         assert model.spec.name == "tiny3" and len(model.stages) == 3
         with torch.no_grad():
             assert model.eval()(torch.randn(1, 3, 96, 96)).shape == (1, 1000)
+
+
+def test_the_training_example_is_what_its_experiment_left():
+    import csv
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    experiment = yaml.safe_load((root / "conf/experiment/train_shapes.yaml").read_text())
+    models = experiment["hydra"]["sweeper"]["params"]["model"].split(",")
+    example = root / "examples/train_shapes"
+    rows = list(csv.DictReader((example / "run/sweep.csv").open()))
+    assert [r["model"] for r in rows] == models and {r["status"] for r in rows} == {"ok"}
+    text = (example / "README.md").read_text()
+    for r in rows:
+        assert f"{float(r['val_acc']):.1%}" in text, r["model"]
+        trained = lucid_arch.load_config(r["model"], ["model.num_classes=10", "model.img_size=64"])
+        assert int(r["params"]) == lucid_arch.analyze(trained).params
+        assert f"{int(r['params']):,}" in text
+    assert (example / "run/sweep.png").read_bytes()[:4] == b"\x89PNG"

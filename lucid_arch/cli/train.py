@@ -25,6 +25,8 @@ def _is_main_process() -> bool:
 
 def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..analysis import analyze
+    from ..data import DatasetError
+    from ..pretrained import CheckpointError
     from ..training import fit
     from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
 
@@ -32,8 +34,8 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     check_train(task)
     try:
         result = fit(model_cfg, task, job.output_dir)
-    except (ResumeError, FileNotFoundError) as error:  # a wrong path given in the config: a usage error
-        key = "task.resume" if isinstance(error, ResumeError) else "task.data.root"
+    except (ResumeError, DatasetError, CheckpointError, FileNotFoundError) as error:  # a path in the config: a usage error
+        key = "task.resume" if isinstance(error, ResumeError) else "task.data.root" if isinstance(error, DatasetError) else "model.pretrained"
         raise ConfigError([Problem(key, str(error))], model_cfg.name) from error
     report = analyze(result.model_config)  # at the training resolution and class count
     final, best = result.final, result.best

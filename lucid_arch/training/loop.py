@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ConfigError, ModelConfig, Problem
 from ..config.train_schema import TrainConfig
 from . import checkpoint as ckpt
 from .distributed import Dist, all_reduce_sum, barrier, setup
@@ -170,14 +170,14 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
     train_set, val_set, classes = build_datasets(task.data)
     model_cfg = dataclasses.replace(model_cfg, num_classes=len(classes), img_size=task.data.image_size)
     if task.batch_size % env.world_size:
-        raise ValueError(f"task.batch_size = {task.batch_size} does not split evenly over {env.world_size} processes; "
-                         f"pick a multiple of {env.world_size}.")
+        raise ConfigError([Problem("task.batch_size", f"task.batch_size = {task.batch_size} does not split evenly over "
+                                   f"{env.world_size} processes; pick a multiple of {env.world_size}.")], "task=train")
     local_batch = task.batch_size // env.world_size
     batches = _Batches(train_set, task, env, local_batch)
     steps_per_epoch = batches.steps_per_epoch()
     if steps_per_epoch == 0:
-        raise ValueError(f"task.batch_size = {task.batch_size} is larger than the {len(train_set)} training images; "
-                         "lower task.batch_size or add data.")
+        raise ConfigError([Problem("task.batch_size", f"task.batch_size = {task.batch_size} is larger than the "
+                                   f"{len(train_set)} training images; lower task.batch_size or add data.")], "task=train")
     total_steps = steps_per_epoch * task.epochs
     warmup_steps = round(task.schedule.warmup_epochs * steps_per_epoch)
     precision = resolve_precision(task.precision, env.device)
