@@ -63,3 +63,29 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def run_in_terminal(argv: list[str], cwd, stream: str) -> tuple[int, str, str]:
+    """Run a command with ``stream`` ("stdout" or "stderr") on a pseudo-terminal: (status, terminal text, other stream)."""
+    import os
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM", "HYDRA_FULL_ERROR")}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: follower}
+    proc = subprocess.Popen(argv, cwd=cwd, env={**env, "TERM": "xterm-256color", "COLUMNS": "160"}, text=True, **pipes)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    other = (proc.stderr if stream == "stdout" else proc.stdout).read()
+    status = proc.wait(timeout=120)
+    os.close(leader)
+    return status, b"".join(chunks).decode(), other

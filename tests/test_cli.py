@@ -20,7 +20,7 @@ import pytest
 import lucid_arch
 from lucid_arch.cli.job_names import job_dir_name
 
-from conftest import OFFICIAL_PARAMS, num_params, run_main
+from conftest import OFFICIAL_PARAMS, num_params, run_in_terminal, run_main
 
 SCRIPT = Path(sys.executable).parent / "lucid-arch"
 
@@ -103,25 +103,8 @@ def test_rich_table_when_forced(capsys):
 
 def test_auto_format_is_a_rich_table_in_a_terminal(tmp_path):
     """format=auto: rich when stdout is a terminal (here a pseudo-terminal), plain when piped."""
-    import pty
-
-    leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
-    proc = subprocess.Popen([str(SCRIPT), "model=pvt_v2_b0"], cwd=tmp_path, stdout=follower, stderr=subprocess.PIPE,
-                            env={**env, "TERM": "xterm-256color", "COLUMNS": "160"})
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert proc.wait(timeout=120) == 0, proc.stderr.read()
-    os.close(leader)
-    out = b"".join(chunks).decode()
+    status, out, err = run_in_terminal([str(SCRIPT), "model=pvt_v2_b0"], tmp_path, "stdout")
+    assert status == 0, err
     assert "\x1b[" in out and "─" in out
     assert "3,666,760" in out
 

@@ -23,7 +23,7 @@ import yaml
 from lucid_arch import build_model, load_config
 from lucid_arch.training.optim import lr_at, param_groups
 
-from conftest import run_main
+from conftest import run_in_terminal, run_main
 
 SCRIPT = Path(sys.executable).parent / "lucid-arch"
 
@@ -291,27 +291,9 @@ def test_ddp_on_two_cpu_processes_matches_one_process_and_only_rank_0_writes(tmp
 
 
 def test_a_terminal_gets_a_live_progress_bar(tmp_path):
-    import pty
-
-    leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM", "HYDRA_FULL_ERROR")}
     args = [a for a in SMALL_RUN if a != "task.progress=log"]
-    proc = subprocess.Popen([str(SCRIPT), *args, "task.epochs=2", "format=json", "hydra.run.dir=run"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=follower, env={**env, "TERM": "xterm-256color", "COLUMNS": "160"})
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    out = proc.stdout.read()
-    assert proc.wait(timeout=120) == 0
-    os.close(leader)
-    err = b"".join(chunks).decode()
+    status, err, out = run_in_terminal([str(SCRIPT), *args, "task.epochs=2", "format=json", "hydra.run.dir=run"], tmp_path, "stderr")
+    assert status == 0, err
     assert "━" in err and "epoch 1/2" in err and "img/s" in err  # the bar, on stderr
     assert "epoch 2/2: train loss" in err  # each epoch's line stays after its bar
     assert json.loads(out)["metrics"]["val_acc"] >= 0  # stdout stays clean JSON
