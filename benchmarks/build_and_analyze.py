@@ -4,8 +4,7 @@ Why: a sweep composes and builds hundreds of configs, and the config-diff and su
 call ``lucid_arch.analyze`` on every one, so both should cost less than the model they
 describe. Builds are timed alternately with timm's constructor when timm is importable.
 ``analyze`` is timed twice: its first call in a fresh interpreter (after ``import torch,
-lucid_arch``; it includes torch's one-off lazy import of ``torch._dynamo``, which its Python
-meta kernels trigger), and warm calls in this process.
+lucid_arch``: one-off costs land there), and warm calls in this process.
 
     python benchmarks/build_and_analyze.py --model pvt_v2_b2 --analyze pvt_v2_b5 --json out.json
 """

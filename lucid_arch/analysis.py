@@ -1,14 +1,19 @@
 """What a config is and costs, per stage, without allocating a single weight.
 
 A *probe* is built on the ``meta`` device (shapes, no storage): the same model with one block
-per stage. The blocks of a stage are identical in shape, so each stage's parameters and FLOPs
-(``torch.utils.flop_counter.FlopCounterMode`` over one forward of the probe) are its probe
-counts plus (depth - 1) times its block 0's; pvt_v2_b5 (52 blocks) is counted from 4, and
+per stage. The blocks of a stage are identical in shape, so each stage's parameters are its
+probe count plus (depth - 1) times its block 0's; pvt_v2_b5 (52 blocks) is counted from 4, and
 pvt_huge is analysed as fast as b0. Feature-map shapes come from the stage specs the modules
-are built from. FLOPs count a multiply-add as 2.
-Attention matmuls are included and also reported apart (``attention_flops``): counted on real
-CPU tensors, flop_counter does not see the fused SDPA kernel, which is why figures published
-that way (1.06 G for pvt_v2_b0) are lower by exactly that share.
+are built from.
+
+FLOPs are counted in closed form from the same specs, by the rules of
+``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add is 2; convolutions, linear layers
+and attention matmuls count, norms and activations do not). Running the probe under that mode
+would give the same numbers (a property test checks it on random configs against a full
+model) but costs 0.6 s the first time, importing torch's compiler stack, which is most of a
+summary's wait. Attention matmuls are included and also reported apart (``attention_flops``):
+counted on real CPU tensors, flop_counter does not see the fused SDPA kernel, which is why
+figures published that way (1.06 G for pvt_v2_b0) are lower by exactly that share.
 
 The command-line summary, the config-diff tool and the benchmarks all read this module.
 """
@@ -68,6 +73,27 @@ def attention_flops(stage: StageSpec, batch_size: int = 1) -> int:
     return 4 * batch_size * stage.tokens * stage.kv_tokens * stage.dim * stage.depth
 
 
+def block_flops(stage: StageSpec, spec: ModelSpec, batch_size: int = 1) -> int:
+    """One transformer block: q, the key/value reduction, kv, attention, projection, the MLP."""
+    n, kv, c, hidden = stage.tokens, stage.kv_tokens, stage.dim, stage.hidden_dim
+    flops = 2 * n * c * c + 2 * kv * c * 2 * c + 4 * n * kv * c  # q, kv, q @ k^T and attn @ v
+    if stage.linear:  # 1x1 conv on the 7x7 pool
+        flops += 2 * kv * c * c
+    elif stage.sr_ratio > 1:  # sr x sr conv, stride sr
+        flops += 2 * kv * c * c * stage.sr_ratio**2
+    if spec.attn_proj:
+        flops += 2 * n * c * c
+    flops += 2 * 2 * n * c * hidden  # fc1, fc2
+    if spec.mlp_dwconv:  # 3x3 depthwise over the map
+        flops += 2 * stage.grid[0] * stage.grid[1] * hidden * 9
+    return batch_size * flops
+
+
+def patch_embed_flops(stage: StageSpec, batch_size: int = 1) -> int:
+    k = stage.patch.kernel
+    return 2 * batch_size * stage.grid[0] * stage.grid[1] * stage.dim * stage.in_dim * k * k
+
+
 def _stage_prefixes(spec: ModelSpec, i: int) -> tuple[str, ...]:
     prefixes: tuple[str, ...] = (f"stages.{i}.",)
     if i == 0:
@@ -83,7 +109,6 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
     ``img_size`` defaults to the config's own; the input is square.
     """
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from .model import PyramidVisionTransformer
 
@@ -91,12 +116,7 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
     spec = resolve_spec(raw if img_size is None else {**raw, "img_size": img_size})
     probe_spec = replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages))
     with torch.device("meta"):
-        probe = PyramidVisionTransformer(probe_spec).eval().requires_grad_(False)
-        x = torch.empty(batch_size, spec.in_channels, spec.img_size, spec.img_size)
-    with FlopCounterMode(display=False) as counter:
-        logits = probe(x)  # through __call__, so per-module counts are keyed by the model's FQNs
-    by_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
-    root = type(probe).__name__
+        probe = PyramidVisionTransformer(probe_spec)
     params = {name: p.numel() for name, p in probe.named_parameters()}
 
     def block_params(i: int) -> int:
@@ -104,9 +124,6 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
 
     stages = []
     for i, s in enumerate(spec.stages):
-        # The model calls each stage's patch embedding itself, outside the stage's forward.
-        embed = f"{root}.patch_embed" if i == 0 else f"{root}.stages.{i}.downsample"
-        left_out = s.depth - 1  # blocks the probe does not have, each the same as its block 0
         stages.append(
             StageReport(
                 index=i,
@@ -120,14 +137,14 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
                 linear=s.linear,
                 mlp_ratio=s.mlp_ratio,
                 depth=s.depth,
-                params=sum(n for k, n in params.items() if k.startswith(_stage_prefixes(spec, i))) + left_out * block_params(i),
-                flops=by_module.get(f"{root}.stages.{i}", 0) + by_module.get(embed, 0)
-                + left_out * by_module.get(f"{root}.stages.{i}.blocks.0", 0),
+                # blocks the probe does not have are each the same as its block 0
+                params=sum(n for k, n in params.items() if k.startswith(_stage_prefixes(spec, i))) + (s.depth - 1) * block_params(i),
+                flops=patch_embed_flops(s, batch_size) + s.depth * block_flops(s, spec, batch_size),
                 attention_flops=attention_flops(s, batch_size),
             )
         )
     head_params = sum(n for k, n in params.items() if k.startswith("head."))
-    head_flops = by_module.get(f"{root}.head", 0)
+    head_flops = 2 * batch_size * spec.num_features * spec.num_classes
     return ModelReport(
         name=spec.name,
         img_size=spec.img_size,
@@ -139,5 +156,5 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
         flops=sum(st.flops for st in stages) + head_flops,
         attention_flops=sum(st.attention_flops for st in stages),
         feature_shapes=tuple((batch_size, s.dim, *s.grid) for s in spec.stages),
-        logits_shape=tuple(logits.shape),
+        logits_shape=(batch_size, spec.num_classes or spec.num_features),
     )

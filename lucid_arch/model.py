@@ -63,6 +63,44 @@ def _patch_embed(spec: StageSpec) -> PatchEmbed:
     return PatchEmbed(spec.in_dim, spec.dim, spec.patch.kernel, spec.patch.stride, spec.patch.padding)
 
 
+_PARALLEL_FILL_MIN = 1 << 20  # elements; below this a thread pool costs more than it saves
+
+
+@torch.no_grad()
+def fill_normal(draws: list[tuple[torch.Tensor, float]]) -> None:
+    """Draw each tensor from N(0, std^2), on every CPU thread torch may use.
+
+    Drawing normals is sequential per generator, and is nearly all of building a model (56 of
+    pvt_v2_b2's 77 ms on two cores). Each tensor gets its own generator, seeded in order from
+    the global one, so the weights still follow ``torch.manual_seed`` exactly, and the
+    tensors are filled concurrently (the kernels release the GIL).
+    """
+    if not draws:
+        return
+    seeds = torch.randint(0, 2**62, (len(draws),)).tolist()
+    jobs = [(t, std, seed) for (t, std), seed in zip(draws, seeds)]
+    threads = torch.get_num_threads()
+    if threads == 1 or sum(t.numel() for t, _ in draws) < _PARALLEL_FILL_MIN or draws[0][0].device.type != "cpu":
+        _fill(jobs)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares: list[list[tuple[torch.Tensor, float, int]]] = [[] for _ in range(threads)]
+    sizes = [0] * threads
+    for job in sorted(jobs, key=lambda j: -j[0].numel()):  # largest first onto the lightest share
+        k = sizes.index(min(sizes))
+        shares[k].append(job)
+        sizes[k] += job[0].numel()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(_fill, shares))
+
+
+@torch.no_grad()  # grad mode is per thread: each pool thread needs its own
+def _fill(jobs: list[tuple[torch.Tensor, float, int]]) -> None:
+    for t, std, seed in jobs:
+        t.normal_(0.0, std, generator=torch.Generator(t.device).manual_seed(seed))
+
+
 class PyramidVisionTransformer(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -84,25 +122,30 @@ class PyramidVisionTransformer(nn.Module):
         for name, p in self.named_parameters():
             if name == "cls_token" or name.endswith("pos_embed"):
                 nn.init.trunc_normal_(p, std=0.02)
-        self.apply(self._init_module)
+        draws: list[tuple[torch.Tensor, float]] = []
+        for m in self.modules():
+            draws += self._init_module(m)
+        fill_normal(draws)
 
-    def _init_module(self, m: nn.Module) -> None:
+    def _init_module(self, m: nn.Module) -> list[tuple[torch.Tensor, float]]:
+        """Set what is constant; return the (weight, std) pairs to draw from a normal distribution."""
         if isinstance(m, nn.Linear):
             # Upstream's trunc_normal_(std=.02) truncates at +-2, 100 std away: the bounds are never
             # reached, so a plain normal is the same distribution, drawn ~2x faster.
-            nn.init.normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
+            return [(m.weight, 0.02)]
+        if isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Conv2d) and self.spec.conv_init == "fan_out":
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+            return [(m.weight, math.sqrt(2.0 / fan_out))]
         elif isinstance(m, nn.Conv2d):
             m.reset_parameters()  # PyTorch's default (v1)
+        return []
 
     def no_weight_decay(self) -> set[str]:
         """Parameters an optimizer should not decay (timm's convention)."""
@@ -154,7 +197,7 @@ class PyramidVisionTransformer(nn.Module):
         self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if num_classes > 0:
-            self._init_module(self.head)
+            fill_normal(self._init_module(self.head))
 
     def extra_repr(self) -> str:
         return f"name={self.spec.name!r}"

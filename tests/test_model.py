@@ -172,3 +172,29 @@ def test_torch_compile_matches_eager():
 def test_input_too_small_for_spatial_reduction_is_a_clear_error():
     with pytest.raises(ValueError, match=r"stage 0's feature map is 4x4, smaller than its sr_ratio 8"):
         small("v2")(torch.randn(1, 3, 16, 16))
+
+
+def test_initialisation_follows_the_seed_whatever_the_thread_count():
+    """Weights are drawn on several threads, one generator per tensor, seeded from the global one."""
+    from lucid_arch import build_model, load_config
+
+    cfg = load_config("pvt_v2_b0", ["model.depths=[1,1,1,1]"])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        torch.manual_seed(3)
+        a = build_model(cfg)
+        torch.set_num_threads(1)
+        torch.manual_seed(3)
+        b = build_model(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    torch.manual_seed(4)
+    c = build_model(cfg)
+    assert not torch.equal(a.head.weight, c.head.weight)
+    fc1 = a.stages[0].blocks[0].mlp.fc1.weight
+    assert abs(fc1.std().item() - 0.02) < 0.002 and a.stages[0].blocks[0].mlp.fc1.bias.abs().max() == 0
+    dw = a.stages[1].blocks[0].mlp.dwconv.weight  # fan_out normal: std sqrt(2 / (3*3*out/groups))
+    assert abs(dw.std().item() - (2 / 9) ** 0.5) < 0.05
