@@ -213,21 +213,27 @@ def test_trains_on_an_image_folder_skipping_a_corrupt_image(tmp_path, capsys):
     from PIL import Image
 
     g = torch.Generator().manual_seed(0)
-    for c, name in enumerate(["cats", "dogs", "owls"]):
-        (tmp_path / "images" / name).mkdir(parents=True)
-        for i in range(12):
-            pixels = (torch.rand(40, 48, 3, generator=g) * 80 + 60 * c).clamp(0, 255).to(torch.uint8).numpy()
-            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
-    bad = tmp_path / "images" / "dogs" / "broken.jpg"
+    for split, count in (("train", 9), ("val", 3)):
+        for c, name in enumerate(["cats", "dogs", "owls"]):
+            (tmp_path / "images" / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = (torch.rand(40, 48, 3, generator=g) * 80 + 60 * c).clamp(0, 255).to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(tmp_path / "images" / split / name / f"{i}.png")
+    bad = tmp_path / "images" / "train" / "dogs" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    code, out, err = run_main(["task=train", "model=pvt_v2_b0", *TINY, "task.data.dataset=folder", f"task.data.root={tmp_path / 'images'}",
-                               "task.data.image_size=32", "task.data.val_fraction=0.25", "task.batch_size=8", "task.epochs=2",
-                               "task.progress=log", "format=json", "hydra.run.dir=run"], capsys)
+    folder = ["task=train", "model=pvt_v2_b0", *TINY, "task.data.dataset=folder", f"task.data.root={tmp_path / 'images'}",
+              "task.data.image_size=32", "task.progress=log", "format=json"]
+    code, out, err = run_main([*folder, "task.batch_size=8", "task.epochs=2", "hydra.run.dir=run"], capsys)
     assert code == 0, err
     assert str(bad) in err  # reported by path, and the run went on
     summary = json.loads(Path("run/summary.json").read_text())
     assert summary["train"]["classes"] == ["cats", "dogs", "owls"]
     assert yaml.safe_load(Path("run/config.yaml").read_text())["model"]["num_classes"] == 3
+    # One image per batch: the corrupt image's batch is empty, and its step is skipped.
+    code, _, err = run_main([*folder, "task.batch_size=1", "task.epochs=1", "hydra.run.dir=run1"], capsys)
+    assert code == 0, err
+    assert str(bad) in err
+    assert history(Path("run1"))[0]["step"] == 28  # 27 readable images + the skipped one
 
 
 # ------------------------------------------------------------------------ pretrained, sweeps

@@ -216,7 +216,6 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
     sums = state["sums"].to(env.device)  # loss * n, correct, n of the epoch so far (this rank)
     clock = Stopwatch(state["train_seconds"])
     epoch_clock = Stopwatch(state["epoch_seconds"])
-    last_good: Optional[tuple[torch.Tensor, torch.Tensor]] = None
     try:
         while step < total_steps:
             epoch, first = divmod(step, steps_per_epoch)
@@ -226,11 +225,12 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
                 with clock, epoch_clock:
                     weight = 1.0
                     if not len(labels):  # every image of this batch was unreadable (reported by path)
-                        if not env.enabled or last_good is None:
+                        if not env.enabled:
                             step += 1
                             continue
-                        images, labels, weight = *last_good, 0.0  # keep DDP's collectives in step; adds nothing
-                    last_good = (images, labels)
+                        # The other ranks' gradients are all-reduced with ours: join in with a blank image, weighted 0.
+                        size = task.data.image_size
+                        images, labels, weight = torch.zeros(1, 3, size, size, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), 0.0
                     torch.manual_seed(_seed(task.seed, step, env.rank))  # drop-path and dropout of this step
                     x = inputs(images, torch.Generator().manual_seed(_seed(task.seed, step, env.rank) + 1))
                     y = labels.to(env.device, non_blocking=True)
