@@ -21,6 +21,7 @@ from torch import nn
 
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.train_schema import TrainConfig
+from ..data.seeds import derive_seed, generator
 from . import checkpoint as ckpt
 from .distributed import Dist, all_reduce_sum, barrier, setup
 from .optim import lr_at, make_optimizer, set_lr
@@ -48,10 +49,6 @@ class TrainResult:
     @property
     def best(self) -> dict[str, Any]:
         return max((r for r in self.history if r.get("val_acc") is not None), key=lambda r: r["val_acc"])
-
-
-def _seed(seed: int, step: int, rank: int) -> int:
-    return (seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63 - 1)
 
 
 def resolve_precision(setting: str, device: torch.device) -> str:
@@ -231,8 +228,8 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
                         # The other ranks' gradients are all-reduced with ours: join in with a blank image, weighted 0.
                         size = task.data.image_size
                         images, labels, weight = torch.zeros(1, 3, size, size, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), 0.0
-                    torch.manual_seed(_seed(task.seed, step, env.rank))  # drop-path and dropout of this step
-                    x = inputs(images, torch.Generator().manual_seed(_seed(task.seed, step, env.rank) + 1))
+                    torch.manual_seed(derive_seed("drop-path", task.seed, step, env.rank))  # and dropout, this step
+                    x = inputs(images, generator("augment", task.seed, step, env.rank))
                     y = labels.to(env.device, non_blocking=True)
                     lr = lr_at(step, total_steps, warmup_steps, task.optimizer.lr, task.schedule.warmup_lr, task.schedule.min_lr)
                     set_lr(optimizer, lr)
