@@ -91,7 +91,8 @@ def test_loss_falls_and_accuracy_beats_chance_on_shapes(capsys):
     # pvt_v2_b0 as published, on 2560 shapes for 4 epochs: about 20 s on two cores. (A tiny model or
     # 32-px images stays at chance this briefly: the shapes' random colours take a while to ignore.)
     code, out, err = run_main(["task=train", "model=pvt_v2_b0", "task.data.num_train=2560", "task.data.num_val=400",
-                               "task.epochs=4", "task.batch_size=32", "task.progress=log", "format=json", "hydra.run.dir=run"], capsys)
+                               "task.epochs=4", "task.batch_size=32", "task.optimizer.lr=1e-3", "task.progress=log", "format=json",
+                               "hydra.run.dir=run"], capsys)
     assert code == 0, err
     records = history(Path("run"))
     assert len(records) == 4
@@ -173,7 +174,7 @@ def test_resume_refuses_a_different_recipe(capsys):
     assert run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=first"], capsys)[0] == 0
     code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.optimizer.lr=0.01", "task.resume=first", "hydra.run.dir=second"], capsys)
     assert code == 2
-    assert "task.optimizer.lr (0.001 -> 0.01)" in err and "first/checkpoints/step_00000008" in err
+    assert "task.optimizer.lr (0.0005 -> 0.01)" in err and "first/checkpoints/step_00000008" in err
     code, _, err = run_main([*SMALL_RUN, "task.resume=nowhere", "hydra.run.dir=third"], capsys)
     assert code == 2 and "task.resume = 'nowhere': no such file or directory" in err
 
