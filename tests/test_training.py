@@ -97,7 +97,7 @@ def test_loss_falls_and_accuracy_beats_chance_on_shapes(capsys):
     records = history(Path("run"))
     assert len(records) == 4
     assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.3
-    assert records[-1]["val_acc"] > 0.2, records  # chance is 0.10 on the 10 balanced classes (we see 0.345)
+    assert records[-1]["val_acc"] > 0.2, records  # chance is 0.10 on the 10 balanced classes (this machine: 0.27)
     summary = json.loads(Path("run/summary.json").read_text())
     assert summary["status"] == "ok"
     assert summary["metrics"]["val_acc"] == pytest.approx(records[-1]["val_acc"], abs=1e-4)
