@@ -72,6 +72,19 @@ def print_rich(table: Table, force_terminal: bool = False) -> None:
         console.print(f"[bold]{label}[/bold]: {text}", soft_wrap=True, markup=True)
 
 
+def show(table: Table, fmt: str) -> None:
+    """Print for ``format=``: plain text when asked or piped, rich in a terminal (or when asked)."""
+    import sys
+
+    if fmt == "text" or (fmt == "auto" and not sys.stdout.isatty()):
+        emit(to_text(table))
+        return
+    try:
+        print_rich(table, force_terminal=fmt == "rich")
+    except BrokenPipeError:
+        emit("")
+
+
 def emit(text: str) -> None:
     """Print to stdout; a reader that went away (``| head``) is not the job's failure."""
     import os

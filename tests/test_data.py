@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from lucid_arch.config.train_schema import DataConfig
@@ -29,8 +30,6 @@ from lucid_arch.data import (
 )
 from lucid_arch.data.augment import crop_boxes
 from lucid_arch.data.shapes import CHUNK, CLASSES
-
-Image = pytest.importorskip("PIL.Image")
 
 
 def digest(t: torch.Tensor) -> str:

@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from ..config import ModelConfig
 from ..config.provenance import defaults_chain
 from .jobs import Job
-from ..tables import Table, emit, print_rich, to_text
+from ..tables import Table, emit
+from ..tables import show as show_table
 
 
 def config_sources(job: Job) -> list[str]:
@@ -51,20 +52,7 @@ def show(summary: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         emit(json.dumps(summary, indent=2))
         return
-    table = summary_table(summary)
-    if fmt == "text" or (fmt == "auto" and not _stdout_is_terminal()):
-        emit(to_text(table))
-    else:
-        try:
-            print_rich(table, force_terminal=fmt == "rich")
-        except BrokenPipeError:
-            emit("")
-
-
-def _stdout_is_terminal() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
+    show_table(summary_table(summary), fmt)
 
 
 def _shape(shape: Any) -> str:

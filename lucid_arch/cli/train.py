@@ -8,19 +8,14 @@ accuracy, parameters, FLOPs at the training resolution, and throughput.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.train_schema import check_train
-from ..tables import Table, emit, print_rich, to_text
+from ..tables import Table, emit, show
 from .jobs import Job
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0  # torchrun's rank; only rank 0 reports
 
 
 def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
@@ -29,6 +24,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..pretrained import CheckpointError
     from ..training import fit
     from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
+    from ..training.distributed import launched_rank
 
     task = OmegaConf.to_object(cfg.task)
     check_train(task)
@@ -63,7 +59,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
             "metrics_file": "metrics.jsonl",
         },
     }
-    if _is_main_process():
+    if launched_rank() == 0:  # under torchrun only rank 0 reports
         _show(result, metrics, job)
     return record
 
@@ -93,7 +89,4 @@ def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
                ("weights", str(job.output_dir / "model.safetensors")),
                *([("resumed from", result.resumed_from)] if result.resumed_from else [])],
     )
-    if job.format == "text" or (job.format == "auto" and not os.isatty(1)):
-        emit(to_text(table))
-    else:
-        print_rich(table, force_terminal=job.format == "rich")
+    show(table, job.format)

@@ -33,7 +33,7 @@ class Dist:
 
 
 def launched_rank() -> int:
-    """This process's rank as torchrun set it (0 when not launched by torchrun); torch-free callers may copy this."""
+    """This process's rank as torchrun set it (0 when not launched by torchrun)."""
     return int(os.environ.get("RANK", "0"))
 
 
@@ -50,7 +50,7 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
 
 def setup(device_setting: str) -> Dist:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launched_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_setting, local_rank)
     if world_size > 1 and not dist.is_initialized():

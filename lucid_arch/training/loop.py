@@ -70,17 +70,14 @@ class _Batches:
 
     def __init__(self, dataset: Any, task: TrainConfig, env: Dist, local_batch: int):
         self.dataset, self.task, self.env, self.local_batch = dataset, task, env, local_batch
-
-    def steps_per_epoch(self) -> int:
-        from ..data import shard_indices
-
-        return len(shard_indices(len(self.dataset), 0, self.task.seed, self.env.rank, self.env.world_size)) // self.local_batch
+        # shard_indices pads the epoch to a multiple of the world size: every rank holds ceil(n / world)
+        self.steps_per_epoch = -(-len(dataset) // env.world_size) // local_batch
 
     def epoch(self, epoch: int, first_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         from ..data import shard_indices
 
         order = shard_indices(len(self.dataset), epoch, self.task.seed, self.env.rank, self.env.world_size)
-        order = order[first_step * self.local_batch : self.steps_per_epoch() * self.local_batch]
+        order = order[first_step * self.local_batch : self.steps_per_epoch * self.local_batch]
         yield from _loader(self.dataset, order, self.local_batch, self.task.data.num_workers)
 
 
@@ -111,13 +108,13 @@ class _Inputs:
         return ((x - self.mean) / self.std).to(self.device, non_blocking=True)
 
 
-def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precision: str, batch: int) -> tuple[float, float]:
+def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precision: str, batch: int, workers: int = 0) -> tuple[float, float]:
     """Validation loss (no label smoothing) and top-1 accuracy over the whole set, all ranks together."""
     order = list(range(env.rank, len(dataset), env.world_size))  # no padding: every image counted once
     loss_sum = correct = seen = 0.0
     model.eval()
     with torch.no_grad(), _autocast(precision, env.device):
-        for images, labels in _loader(dataset, order, batch, 0):
+        for images, labels in _loader(dataset, order, batch, workers):
             if not len(labels):
                 continue
             logits = model(inputs(images)).float()
@@ -171,7 +168,7 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
                                    f"{env.world_size} processes; pick a multiple of {env.world_size}.")], "task=train")
     local_batch = task.batch_size // env.world_size
     batches = _Batches(train_set, task, env, local_batch)
-    steps_per_epoch = batches.steps_per_epoch()
+    steps_per_epoch = batches.steps_per_epoch
     if steps_per_epoch == 0:
         raise ConfigError([Problem("task.batch_size", f"task.batch_size = {task.batch_size} is larger than the "
                                    f"{len(train_set)} training images; lower task.batch_size or add data.")], "task=train")
@@ -266,7 +263,8 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
                 "val_acc": None,
             }
             if (epoch + 1) % task.eval_every == 0 or step == total_steps:
-                record["val_loss"], record["val_acc"] = evaluate(model, val_set, inputs, env, precision, 2 * local_batch)
+                record["val_loss"], record["val_acc"] = evaluate(model, val_set, inputs, env, precision, 2 * local_batch,
+                                                                task.data.num_workers)
             history.append(record)
             progress.end_epoch(record)
             sums.zero_()

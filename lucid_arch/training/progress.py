@@ -28,9 +28,8 @@ class Progress:
     def start_epoch(self, epoch: int, done_steps: int) -> None:
         if self.mode != "bar":
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
-
         from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
 
         self._bar = RichProgress(
             TextColumn(f"epoch {epoch + 1}/{self.epochs}"),
