@@ -7,6 +7,7 @@ never new Python. A config's ``pretrained`` checkpoint is loaded here too, so ev
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Mapping, Optional
 
@@ -16,6 +17,7 @@ from .config.checks import to_plain_dict, validate_model
 from .config.compose import load_config
 from .config.geometry import default_patch_sizes
 from .config.schema import ModelConfig
+from .memory_check import check_fits
 from .model import PyramidVisionTransformer
 from .spec import ModelSpec, model_spec
 
@@ -32,7 +34,8 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
 
     Modules are created on the meta device and given storage afterwards, so each weight is
     initialised once (PyTorch's per-layer default init, which ``init_weights`` would overwrite,
-    is skipped): about a quarter of pvt_v2_b2's build time.
+    is skipped): about a quarter of pvt_v2_b2's build time. In between, a model whose weights
+    exceed the device's free memory is refused (see :mod:`lucid_arch.memory_check`).
 
     With ``pretrained`` set, the checkpoint is loaded over the initialisation (see
     :func:`lucid_arch.pretrained.load_pretrained`); a head of another class count keeps its
@@ -47,6 +50,7 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
         return PyramidVisionTransformer(spec)
     with torch.device("meta"):
         model = PyramidVisionTransformer(spec)
+    check_fits(model, device, dataclasses.asdict(config))  # before a single byte is allocated
     model.to_empty(device=device)
     model.init_weights()
     load_configured_weights(model, config)

@@ -245,7 +245,7 @@ def test_a_smuggled_target_is_reported_not_run(tmp_path, capsys):
     assert code == 2 and not marker.exists()
     assert report["old"]["valid"] and not report["new"]["valid"]
     problems = {p["key"]: p["source"] for p in report["new"]["problems"]}
-    assert problems == {"model._target_": str(evil), "model.self": str(evil)}
+    assert problems == {"model._target_": f"{evil}, line 2", "model.self": f"{evil}, line 3"}
     assert report["fields"] == [] and report["checkpoint"] is None
 
 
@@ -255,7 +255,7 @@ def test_an_interpolation_is_refused_before_it_is_resolved(tmp_path, capsys, mon
     leak.write_text("defaults: [pvt_v2_b0, _self_]\nname: ${oc.env:LUCID_SECRET}\n")
     assert main([str(leak), "pvt_v2_b0", "--format", "md"]) == 2
     out = capsys.readouterr().out
-    assert "hunter2" not in out and "**OLD is invalid**" in out and "model.name: a ${...} interpolation" in out
+    assert "hunter2" not in out and "**OLD is invalid**" in out and "model.name = '${oc.env:LUCID_SECRET}': a ${...} interpolation" in out
 
 
 def test_an_invalid_side_names_side_key_and_source(capsys):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import lucid_arch
+
 from lucid_arch.config import ConfigError
 from lucid_arch.config.provenance import SCHEMA_SOURCE, defaults_chain, provenance, value_sources
 from lucid_arch.config.schema import field_names
@@ -56,11 +58,24 @@ def test_a_smuggled_key_is_attributed_to_its_file(tmp_path):
     assert value_sources(str(path))["_target_"] == str(path)
 
 
-def test_interpolations_are_found_without_resolving_them(tmp_path):
+def test_an_interpolation_is_refused_before_hydra_reads_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUCID_SECRET", "canary-4711")
     path = tmp_path / "env.yaml"
     path.write_text("defaults: [pvt_v2_b0, _self_]\nname: ${oc.env:LUCID_SECRET}\n")
-    assert provenance(str(path)).interpolations == {"name": str(path)}
-    assert provenance("pvt_v2_b0").interpolations == {}
+    with pytest.raises(ConfigError) as info:
+        provenance(str(path))
+    assert "model.name" in str(info.value) and "interpolation" in str(info.value)
+    assert "canary-4711" not in str(info.value)
+
+
+def test_problems_name_the_file_and_line_that_set_them(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("defaults: [pvt_v2_b0, _self_]\nname: v\n\nnum_heads: [1, 2, 6, 8]\n")
+    with pytest.raises(ConfigError) as info:
+        lucid_arch.load_config(str(path), ["model.depths=[2,2,0,2]"])
+    by_key = {p.key: p.where for p in info.value.problems}
+    assert by_key["model.num_heads[2]"] == f"{path}, line 4"
+    assert by_key["model.depths[2]"] == "override model.depths=[2,2,0,2]"
 
 
 def test_another_config_tree_and_display_root(tmp_path):

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn, Optional, Sequence
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError, config_dir, register_configs
+from ..config import ConfigError, Problem, config_dir, register_configs
+from ..config.guard import model_files_checked
 from . import jobs, sweep_report
 from .job_names import job_dir_name
 from .jobs import EXIT_FAILED
@@ -39,17 +41,41 @@ def _app(cfg: DictConfig) -> None:
     jobs.run_job(cfg)  # torch-free until the task runs
 
 
+_FLAGS_WITH_VALUES = ("-sc", "--shell-completion", "--experimental-rerun", "-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name")
+
+
 def _overrides(argv: Sequence[str]) -> list[str]:
     """The ``key=value`` arguments of a command line, without Hydra's own flags."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg in ("-sc", "--shell-completion", "--experimental-rerun"):
+        elif arg in _FLAGS_WITH_VALUES:
             skip = True
         elif not arg.startswith("-") and "=" in arg:
             out.append(arg)
     return out
+
+
+def _config_dirs(argv: Sequence[str]) -> list[str]:
+    """The directories ``-cd DIR`` / ``--config-dir[=]DIR`` add to the search path."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg in ("-cd", "--config-dir") and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        elif arg.startswith("--config-dir="):
+            out.append(arg.split("=", 1)[1])
+    return out
+
+
+def _check_config_dirs(argv: Sequence[str]) -> None:
+    """A missing ``-cd`` directory is named here; Hydra's own message would be read as "no such model"."""
+    from ..config.model_files import quote
+
+    for d in _config_dirs(argv):
+        if not os.path.isdir(d):
+            problem = f"-cd {quote(d)}: no such directory ({quote(os.path.abspath(d))}); give a directory holding model/*.yaml."
+            raise ConfigError([Problem("config_dir", problem)], d)
 
 
 def _model_name(overrides: Sequence[str]) -> str:
@@ -85,7 +111,8 @@ def _explain(error: BaseException, argv: Sequence[str]) -> ConfigError:
     name = _model_name(overrides)
     if _is_sweep(overrides):
         return ConfigError([explain_error(error, name)], name)
-    return diagnose(error, overrides, name)
+    others = [o for o in overrides if o.partition("=")[0].lstrip("~+") != "model"]
+    return diagnose(error, name, others, extra_dirs=[Path(d) for d in _config_dirs(argv)])
 
 
 def _fail(message: str, status: int) -> NoReturn:
@@ -121,7 +148,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *argv]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; we explain below
     try:
-        _app()
+        _check_config_dirs(argv)
+        with model_files_checked():
+            _app()
     except jobs.JobFailed as failed:  # a single run's job, already explained
         _fail(failed.message, int(failed.code))
     except BrokenPipeError:  # `lucid-arch --info | head`: the reader left, nothing to report

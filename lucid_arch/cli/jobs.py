@@ -75,6 +75,18 @@ def _check_task_and_format(cfg: DictConfig, job: Job) -> str:
     return task
 
 
+def _validated_model(cfg: DictConfig, job: Job):
+    """The job's model config; its problems name the file and line (or override) that set each key."""
+    try:
+        return validate_model(cfg, source=job.model_choice)
+    except ConfigError as error:
+        from ..config.compose import locate
+
+        others = [o for o in job.overrides if o.partition("=")[0].lstrip("~+") != "model"]
+        dirs = [Path(url.removeprefix("file://")) for url in job.searchpath if url.startswith("file://")]
+        raise ConfigError(locate(error.problems, job.model_choice, others, extra_dirs=dirs), job.model_choice) from None
+
+
 class JobFailed(SystemExit):
     """A single run's failure, already explained; passes through Hydra (which catches Exception)."""
 
@@ -102,7 +114,7 @@ def run_job(cfg: DictConfig) -> None:
     write_json(job.output_dir / SUMMARY_FILE, record)  # a job killed from here on still leaves a trace
     try:
         task = _check_task_and_format(cfg, job)
-        model_cfg = validate_model(cfg, source=job.model_choice)
+        model_cfg = _validated_model(cfg, job)
         record["model"] = model_cfg.name
         result = importlib.import_module(TASKS[task]).run(cfg, model_cfg, job)
         record.update(result, status="ok")

@@ -17,9 +17,13 @@ from typing import Any, Iterable, Mapping, Optional
 
 from .geometry import default_patch_sizes, feature_sizes, patch_geometry
 from .schema import (
+    MAX_BLOCKS,
+    MAX_MLP_RATIO,
+    MAX_STAGES,
     OPTIONAL_PER_STAGE_FIELDS,
     PER_STAGE_FIELDS,
     PROBABILITY_FIELDS,
+    VALUE_RANGES,
     ModelConfig,
 )
 
@@ -28,9 +32,10 @@ from .schema import (
 class Problem:
     key: str
     message: str
+    where: Optional[str] = None  # the file and line, or the override, that set the key
 
     def __str__(self) -> str:
-        return self.message
+        return f"{self.message} (set in {self.where})" if self.where else self.message
 
 
 class ConfigError(ValueError):
@@ -133,6 +138,12 @@ def _positive(value: float) -> bool:
     return math.isfinite(value) and value > 0
 
 
+def _short(value: Any) -> str:
+    """A value for a message, however long its digits (``1e23`` as an int has 24)."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} digits)"
+
+
 def _as_list(value: Any, n: int) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value] * n
 
@@ -166,23 +177,31 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
             )
             bad.add(name)
 
-    # Per-entry ranges.
-    minimum = {"embed_dims": 1, "depths": 1, "num_heads": 1, "sr_ratios": 1, "patch_sizes": 1, "patch_strides": 1}
-    for name, low in minimum.items():
-        if ok(name) and cfg[name] is not None:
-            for i, v in enumerate(cfg[name]):
-                if v < low:
-                    add(f"{name}[{i}]", f"{name}[{i}] = {v}: must be at least {low}.")
-                    bad.add(name)
+    # Per-entry and scalar ranges (schema.VALUE_RANGES), so no later rule loops over a huge value.
+    for name, (low, high) in VALUE_RANGES.items():
+        if not ok(name) or cfg[name] is None:
+            continue
+        entries = enumerate(cfg[name]) if isinstance(cfg[name], (list, tuple)) else [(None, cfg[name])]
+        for i, v in entries:
+            key = name if i is None else f"{name}[{i}]"
+            if not low <= v <= high:
+                limit = f"at least {low}" if v < low else f"at most {high:,} (a bound that keeps checks and reviews fast)"
+                add(key, f"{key} = {_short(v)}: must be {limit}.")
+                bad.add(name)
+    if ok("depths") and sum(cfg["depths"]) > MAX_BLOCKS:
+        add("depths", f"depths = {cfg['depths']}: {sum(cfg['depths']):,} blocks in all; at most {MAX_BLOCKS:,}.")
+        bad.add("depths")
     if ok("mlp_ratios"):
         for i, v in enumerate(cfg["mlp_ratios"]):
-            if not _positive(v):
-                add(f"mlp_ratios[{i}]", f"mlp_ratios[{i}] = {v}: must be a positive, finite number.")
+            if not _positive(v) or v > MAX_MLP_RATIO:
+                add(f"mlp_ratios[{i}]", f"mlp_ratios[{i}] = {_short(v)}: must be a positive, finite number of at most {MAX_MLP_RATIO:g}.")
                 bad.add("mlp_ratios")
-    for name, low in (("img_size", 1), ("in_channels", 1), ("num_classes", 0)):
-        if ok(name) and cfg[name] < low:
-            add(name, f"{name} = {cfg[name]}: must be at least {low}.")
-            bad.add(name)
+            elif ok("embed_dims") and int(cfg["embed_dims"][i] * v) < 1:
+                add(
+                    f"mlp_ratios[{i}]",
+                    f"mlp_ratios[{i}] = {v}: gives the MLP of stage {i} no hidden unit (embed_dims[{i}] * mlp_ratios[{i}] < 1); use a larger ratio.",
+                )
+                bad.add("mlp_ratios")
     if ok("norm_eps") and not _positive(cfg["norm_eps"]):
         add("norm_eps", f"norm_eps = {cfg['norm_eps']}: must be a positive, finite number.")
     if ok("qk_scale") and cfg["qk_scale"] is not None and not _positive(cfg["qk_scale"]):
@@ -283,7 +302,10 @@ def check_model(raw: Mapping[str, Any], prefix: str = "model") -> list[Problem]:
             bad.add(name)
             continue
         custom = _CUSTOM_TYPE_CHECKS.get(name)
-        found = custom(f"{p}{name}", value) if custom else _type_problems(f"{p}{name}", value, hint)
+        if isinstance(value, (list, tuple)) and len(value) > MAX_STAGES:  # never walk a huge list
+            found = [Problem(f"{p}{name}", f"{p}{name} has {len(value):,} entries; a model has at most {MAX_STAGES} stages.")]
+        else:
+            found = custom(f"{p}{name}", value) if custom else _type_problems(f"{p}{name}", value, hint)
         if found:
             problems.extend(found)
             bad.add(name)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
-import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
-from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict, validate_model
+from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict
+from .guard import model_files_checked, read_model_path
+from .model_files import quote, valid_name
 from .schema import ModelConfig, field_names, register_configs
+
+Dirs = Sequence[Path]  # extra config directories, as `lucid-arch -cd DIR` adds them
 
 PRIMARY_CONFIG = "config"
 LAUNCHER_HINT = " (launchers are Hydra plugins: pip install 'lucid-arch[joblib]' or 'lucid-arch[slurm]')"
@@ -65,30 +68,41 @@ def _untyped_schema() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _hydra_initialized(config_root: Optional[Path] = None) -> Iterator[None]:
+def _hydra_initialized(config_root: Optional[Path] = None, extra_dirs: Dirs = ()) -> Iterator[None]:
     """Hydra initialised on ``config_root`` (default: the shipped ``conf/``); also used by provenance.
 
-    Inside a running Hydra app (a ``lucid-arch`` job) the app's GlobalHydra is set aside and
-    restored on exit, so jobs can compose other configs too.
+    ``extra_dirs`` join the search path where ``lucid-arch -cd DIR`` puts DIR, so an error met
+    by the app is explained against the same files. Model files are read under the rules of
+    :mod:`~lucid_arch.config.guard`. Inside a running Hydra app (a ``lucid-arch`` job) the app's
+    GlobalHydra is set aside and restored on exit, so jobs can compose other configs too.
     """
-    from hydra import initialize_config_dir
+    from hydra import version
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
     from hydra.core.global_hydra import GlobalHydra
 
     app = GlobalHydra.instance()
     outer = app.hydra if app.is_initialized() else None
     app.clear()
+    version.setbase("1.3")
+    search_path = create_config_search_path(str(Path(config_root or config_dir()).resolve()))
+    for extra in extra_dirs:
+        search_path.prepend("command-line", f"file://{Path(extra).resolve()}", anchor=SearchPathQuery(provider="schema"))
     try:
-        with initialize_config_dir(config_dir=str(Path(config_root or config_dir()).resolve()), version_base="1.3"):
+        Hydra.create_main_hydra2(task_name="app", config_search_path=search_path)
+        with model_files_checked():
             yield
     finally:
+        GlobalHydra.instance().clear()
         if outer is not None:
             GlobalHydra.instance().initialize(outer)
 
 
-def _compose(overrides: Sequence[str], config_root: Optional[Path] = None):
+def _compose(overrides: Sequence[str], config_root: Optional[Path] = None, extra_dirs: Dirs = ()):
     from hydra import compose
 
-    with _hydra_initialized(config_root):
+    with _hydra_initialized(config_root, extra_dirs):
         return compose(config_name=PRIMARY_CONFIG, overrides=list(overrides))
 
 
@@ -132,85 +146,111 @@ def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = N
     return Problem(str(key or "model"), f"{key + ': ' if key else ''}{text}.")
 
 
+MOUNT_PREFIX = "_file_"  # a YAML path given by path is mounted as model/_file_<stem>
+
+
 @contextlib.contextmanager
 def _model_choice(name: str) -> Iterator[list[str]]:
     """Overrides selecting ``name``: a shipped variant, or a YAML file anywhere on disk.
 
     A file is mounted as the only member of a temporary ``model`` group on Hydra's search path,
     so its defaults list can still extend shipped variants (``defaults: [pvt_v2_b2, _self_]``).
+    It is read under the model-file rules first (:mod:`~lucid_arch.config.model_files`).
     """
     if not is_yaml_path(name):
         yield [f"model={name}"]
         return
     path = Path(name).expanduser()
     if not path.is_file():
-        raise ConfigError([Problem("model", f"model file {name}: not found; give a variant name or an existing YAML path.")], name)
+        raise ConfigError([Problem("model", f"model file {quote(name)}: not found; give a variant name or an existing YAML path.")], name)
+    if not valid_name(path.stem):
+        raise ConfigError(
+            [Problem("model", f"model file {quote(name)}: name it with letters, digits and _ . - only (the name becomes the variant's name).")],
+            name,
+        )
+    checked = read_model_path(str(path), path.stem, str(path.resolve().parent))
+    if checked.problems:
+        raise ConfigError(checked.problems, name)
     with tempfile.TemporaryDirectory(prefix="lucid_arch_") as tmp:
-        mounted = f"_file_{path.stem}"
+        mounted = f"{MOUNT_PREFIX}{path.stem}"
         (Path(tmp) / "model").mkdir()
-        shutil.copyfile(path, Path(tmp) / "model" / f"{mounted}.yaml")
+        (Path(tmp) / "model" / f"{mounted}.yaml").write_bytes(path.read_bytes())
         choice = [f"model={mounted}", f"hydra.searchpath=[file://{tmp}]"]
-        if "name" not in _read_yaml(path):  # else it would report the name of the variant it extends
+        if "name" not in checked.data:  # else it would report the name of the variant it extends
             choice.append(f"model.name={path.stem}")
         yield choice
 
 
-def _yaml_problem(exc: Exception, path: object) -> Problem:
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return Problem("model", f"{path}: invalid YAML{where}: {what}; fix the file's syntax.")
-
-
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_problem(exc, path)], str(path)) from None
-    if not isinstance(content, dict):
-        raise ConfigError([Problem("model", f"{path}: expected a mapping of model fields, got {type(content).__name__}.")], str(path))
-    return content
-
-
-def load_config(name: str = "pvt_v2_b0", overrides: Sequence[str] = (), config_root: Optional[Path] = None):
+def load_config(
+    name: str = "pvt_v2_b0", overrides: Sequence[str] = (), config_root: Optional[Path] = None, extra_dirs: Dirs = ()
+):
     """Compose ``model=name`` (a variant name or a YAML path) plus command-line style overrides.
 
-    Returns the validated config; raises :class:`ConfigError` naming every bad key, never a
-    raw Hydra traceback. ``config_root`` composes against another config tree than the shipped
-    ``conf/`` (the config-diff tool reads ``conf/`` as of a git revision this way).
+    Returns the validated config; raises :class:`ConfigError` naming every bad key with the file
+    and line (or override) that set it, never a raw Hydra traceback. ``config_root`` composes
+    against another config tree than the shipped ``conf/`` (the config-diff tool composes a
+    reviewed ``model/`` directory this way); ``extra_dirs`` add variant directories as
+    ``lucid-arch -cd DIR`` does.
     """
-    import yaml
+    cfg, problems = compose_model(name, overrides, config_root, extra_dirs)
+    if problems:
+        raise ConfigError(locate(problems, name, overrides, config_root, extra_dirs), name)
+    return cfg
+
+
+def compose_model(
+    name: str, overrides: Sequence[str] = (), config_root: Optional[Path] = None, extra_dirs: Dirs = ()
+) -> tuple[Any, list[Problem]]:
+    """One typed composition: ``(config, [])``, or ``(None or config, every problem)`` not yet located."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     register_configs()
-    with _model_choice(name) as choice:
-        overrides = [*choice, *overrides]
-        try:
-            cfg = _compose(overrides, config_root)
-        except yaml.YAMLError as exc:  # a config file on the search path that is not YAML
-            mark = getattr(exc, "problem_mark", None)
-            raise ConfigError([_yaml_problem(exc, mark.name if mark else name)], name) from None
-        except (HydraException, OmegaConfBaseException) as typed_error:
-            raise diagnose(typed_error, overrides, name, config_root) from None
-    validate_model(cfg, source=name)
-    return cfg
+    try:
+        with _model_choice(name) as choice:
+            try:
+                cfg = _compose([*choice, *overrides], config_root, extra_dirs)
+            except (HydraException, OmegaConfBaseException) as typed_error:
+                return None, _every_problem(typed_error, name, overrides, config_root, extra_dirs)
+    except ConfigError as refused:  # a model file that breaks the model-file rules
+        return None, refused.problems
+    return cfg, check_model(to_plain_dict(cfg))
 
 
-def diagnose(error: Exception, overrides: Sequence[str], name: str, config_root: Optional[Path] = None) -> ConfigError:
-    """Every problem behind a failed typed composition, as one :class:`ConfigError`.
+def diagnose(
+    error: Exception, name: str, overrides: Sequence[str], config_root: Optional[Path] = None, extra_dirs: Dirs = ()
+) -> ConfigError:
+    """Every problem behind a failed typed composition of ``model=name`` plus ``overrides``, located.
 
-    Hydra stops at the first bad value; composing again against an untyped schema lets
-    :func:`check_model` name them all. Used by :func:`load_config` and the ``lucid-arch`` app.
+    ``overrides`` are the other overrides of the command line; the ``lucid-arch`` app explains
+    what Hydra raised with this.
     """
+    return ConfigError(locate(_every_problem(error, name, overrides, config_root, extra_dirs), name, overrides, config_root, extra_dirs), name)
+
+
+def _every_problem(error: Exception, name: str, overrides: Sequence[str], config_root: Optional[Path], extra_dirs: Dirs) -> list[Problem]:
+    """Hydra stops at the first bad value; composing again untyped lets :func:`check_model` name them all."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    with _untyped_schema():
+    with _untyped_schema(), _model_choice(name) as choice:
         try:
-            raw = _compose(overrides, config_root)
+            raw = _compose([*choice, *overrides], config_root, extra_dirs)
+        except ConfigError as refused:
+            return refused.problems
         except (HydraException, OmegaConfBaseException) as exc:
-            return ConfigError([explain_error(exc, name, config_root)], name)
-    return ConfigError(check_model(to_plain_dict(raw)) or [explain_error(error, name, config_root)], name)
+            return [explain_error(exc, name, config_root)]
+    return check_model(to_plain_dict(raw)) or [explain_error(error, name, config_root)]
+
+
+def locate(
+    problems: Sequence[Problem], name: str, overrides: Sequence[str] = (), config_root: Optional[Path] = None, extra_dirs: Dirs = ()
+) -> list[Problem]:
+    """``problems`` of ``model=name`` with the file and line (or override) that set each key, where one did."""
+    from .provenance import provenance
+
+    try:
+        prov = provenance(name, overrides, config_root, None, extra_dirs)
+    except ConfigError:
+        return list(problems)
+    return [dataclasses.replace(p, where=p.where or prov.where(p.key)) for p in problems]

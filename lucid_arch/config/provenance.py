@@ -18,13 +18,13 @@ its provenance (naming the file that smuggled the key), and no torch is imported
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .checks import ConfigError
-from .compose import PRIMARY_CONFIG, _hydra_initialized, _model_choice, config_dir, explain_error
+from .compose import PRIMARY_CONFIG, Dirs, _hydra_initialized, _model_choice, config_dir, explain_error
+from .model_files import display_path, top_level_lines
 from .schema import field_names, register_configs
 
 SCHEMA_SOURCE = "schema default"  # the typed dataclass ModelConfig, ConfigStore's model/_schema
@@ -38,7 +38,7 @@ class Source:
 
     label: str
     keys: tuple[str, ...]
-    interpolated: tuple[str, ...] = ()  # keys whose raw value is an OmegaConf ${...} interpolation
+    lines: tuple[tuple[str, int], ...] = ()  # key -> line in the file, where the source is a file
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,17 @@ class Provenance:
             out.update(dict.fromkeys(source.keys, source.label))
         return out
 
-    @property
-    def interpolations(self) -> dict[str, str]:
-        """Field -> file, where the value that wins is an unresolved ``${...}`` interpolation.
-
-        Resolving one can read the environment (``${oc.env:TOKEN}``), so a tool that publishes
-        a config it did not write (a PR comment) checks this before composing it.
-        """
-        last = {}
+    def where(self, key: str) -> Optional[str]:
+        """'conf/model/x.yaml, line 4' (or the override) behind a key such as ``model.depths[1]``; None for schema defaults."""
+        name = key.removeprefix(MODEL_PACKAGE + ".").split(".")[0].split("[")[0]
+        found = None
         for source in self.sources:
-            last.update({k: (source.label, k in source.interpolated) for k in source.keys})
-        return {k: label for k, (label, interpolated) in last.items() if interpolated}
+            if name in source.keys:
+                found = source
+        if found is None or found.label == SCHEMA_SOURCE:
+            return None
+        line = dict(found.lines).get(name)
+        return f"{found.label}, line {line}" if line else found.label
 
 
 def defaults_chain(
@@ -75,13 +75,14 @@ def defaults_chain(
     overrides: Sequence[str] = (),
     config_root: Optional[Path] = None,
     display_root: Optional[str] = None,
+    extra_dirs: Dirs = (),
 ) -> list[str]:
     """The ordered sources of a model config: schema, family base, parents, the variant, overrides.
 
     Files are labelled by path (relative to the working directory when inside it); see
     :func:`provenance` for ``config_root`` and ``display_root``.
     """
-    return provenance(name_or_path, overrides, config_root, display_root).chain
+    return provenance(name_or_path, overrides, config_root, display_root, extra_dirs).chain
 
 
 def value_sources(
@@ -89,13 +90,14 @@ def value_sources(
     overrides: Sequence[str] = (),
     config_root: Optional[Path] = None,
     display_root: Optional[str] = None,
+    extra_dirs: Dirs = (),
 ) -> dict[str, str]:
     """Model field -> the file or override that last set it (:data:`SCHEMA_SOURCE` where none did).
 
     Keys a file sets that the schema lacks (a smuggled ``_target_``) are included, so an error
     about them can name the file.
     """
-    return provenance(name_or_path, overrides, config_root, display_root).values
+    return provenance(name_or_path, overrides, config_root, display_root, extra_dirs).values
 
 
 def provenance(
@@ -103,6 +105,7 @@ def provenance(
     overrides: Sequence[str] = (),
     config_root: Optional[Path] = None,
     display_root: Optional[str] = None,
+    extra_dirs: Dirs = (),
 ) -> Provenance:
     """Chain and per-field sources in one composition.
 
@@ -118,7 +121,7 @@ def provenance(
     root = Path(config_root or config_dir()).resolve()
     user = list(overrides)
     with _model_choice(name_or_path) as choice:
-        with _hydra_initialized(root):
+        with _hydra_initialized(root, extra_dirs):
             try:
                 defaults, repo = _defaults_list([*choice, *user])
                 files = [_file_source(repo, d, root, display_root, name_or_path, choice) for d in defaults.defaults]
@@ -159,9 +162,7 @@ def _merge_adjacent(sources: list[Source]) -> list[Source]:
     out: list[Source] = []
     for s in sources:
         if out and out[-1].label == s.label:
-            out[-1] = Source(
-                s.label, tuple(dict.fromkeys(out[-1].keys + s.keys)), out[-1].interpolated + s.interpolated
-            )
+            out[-1] = Source(s.label, tuple(dict.fromkeys(out[-1].keys + s.keys)), out[-1].lines + s.lines)
         else:
             out.append(s)
     return out
@@ -194,27 +195,31 @@ def _file_source(
     else:
         return None
     keys = tuple(values)
-    interpolated = tuple(k for k, v in values.items() if "${" in str(v))
     if loaded.is_schema_source or str(loaded.path).startswith("structured://"):
         return Source(SCHEMA_SOURCE, ())  # schema values are what value_sources reports by default
+    lines = _lines(str(loaded.path), default.config_path)
     mounted = choice[0].split("=", 1)[1] if choice else None
     if default.config_path == f"{MODEL_PACKAGE}/{mounted}" and mounted != name:
-        return Source(name, keys, interpolated)  # a YAML path mounted by load_config: label it as given
-    return Source(_label(str(loaded.path), default.config_path, root, display_root), keys, interpolated)
+        return Source(name, keys, lines)  # a YAML path mounted by load_config: label it as given
+    return Source(_label(str(loaded.path), default.config_path, root, display_root), keys, lines)
+
+
+def _file(provider_path: str, config_path: str) -> Path:
+    return Path(provider_path.removeprefix("file://")) / f"{config_path}.yaml"
+
+
+def _lines(provider_path: str, config_path: str) -> tuple[tuple[str, int], ...]:
+    if not provider_path.startswith("file://"):
+        return ()
+    try:  # already read once under the model-file rules, so small and UTF-8
+        return tuple(top_level_lines(_file(provider_path, config_path).read_text(encoding="utf-8")).items())
+    except (OSError, UnicodeDecodeError):
+        return ()
 
 
 def _label(provider_path: str, config_path: str, root: Path, display_root: Optional[str]) -> str:
-    base = Path(provider_path.removeprefix("file://"))
-    path = (base / f"{config_path}.yaml").resolve()
+    path = _file(provider_path, config_path).resolve()
     if display_root is not None and path.is_relative_to(root):
         sep = "" if display_root.endswith((":", "/")) else "/"
         return f"{display_root}{sep}{path.relative_to(root).as_posix()}"
     return display_path(path)
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when inside it, else absolute."""
-    try:
-        return Path(os.path.relpath(path)).as_posix() if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
-    except ValueError:  # another drive on Windows
-        return str(path)

@@ -30,6 +30,26 @@ PER_STAGE_FIELDS = ("embed_dims", "depths", "num_heads", "mlp_ratios", "sr_ratio
 OPTIONAL_PER_STAGE_FIELDS = ("patch_sizes", "patch_strides")
 PROBABILITY_FIELDS = ("drop_rate", "attn_drop_rate", "drop_path_rate")
 
+# Bounds that keep every config cheap to check, analyse, summarise and review: with them, no
+# value can make validation, stage specs, the analysis or the diff loop for long (a
+# `depths: [1e23, ...]` from a pull request is a one-line error, not a hang). They are far above
+# any published vision transformer (pvt_huge: 60 blocks in a stage, 76 in all; widths <= 768).
+# Whether a config fits a machine's memory is checked apart, when a model is really built.
+MAX_STAGES = 16
+MAX_BLOCKS = 1024  # sum(depths)
+VALUE_RANGES: dict[str, tuple[int, int]] = {  # field -> (smallest, largest); per entry for lists
+    "embed_dims": (1, 16_384),
+    "depths": (1, 256),
+    "num_heads": (1, 1_024),
+    "sr_ratios": (1, 1_024),
+    "patch_sizes": (1, 1_024),
+    "patch_strides": (1, 1_024),
+    "img_size": (1, 16_384),
+    "in_channels": (1, 1_024),
+    "num_classes": (0, 1_000_000),
+}
+MAX_MLP_RATIO = 64.0
+
 
 def _doc(text: str, **extra: Any) -> dict:
     return {"help": " ".join(text.split()), **extra}

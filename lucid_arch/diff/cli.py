@@ -7,8 +7,10 @@ be found or is invalid, a bad argument). torch is imported only once both sides 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, TextIO
 
 EPILOG = """\
 sides:
@@ -17,11 +19,17 @@ sides:
   REV:conf/model/pvt_v2_b2.yaml     the file at a git revision, composed against conf/ at that revision
                                     (path relative to the repository root, as in `git show`)
 
-overrides (Hydra syntax, quote brackets):
+a whole pull request (CI):
+  lucid-arch-diff --review origin/main --format md --output comment.md
+                                    every variant of conf/model at the revision against the working tree
+
+overrides (model fields only, Hydra syntax, quote brackets):
   lucid-arch-diff pvt_v2_b2 pvt_v2_b2 --new 'model.depths=[3,4,18,3]'
   lucid-arch-diff origin/main:conf/model/pvt_v2_b2.yaml conf/model/pvt_v2_b2.yaml --both model.img_size=384
 
-exit status: 0 no architectural change, 1 changes, 2 error or an invalid side
+exit status: 0 no architectural change, 1 changes, 2 anything else (an invalid side, unreadable input,
+an internal error). Every config is treated as hostile: nothing in it is executed, interpolated or
+followed outside its directory (see README, "Security").
 """
 
 
@@ -33,8 +41,15 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("old", metavar="OLD", help="variant name, YAML path or REV:path")
-    p.add_argument("new", metavar="NEW", help="variant name, YAML path or REV:path")
+    p.add_argument("old", metavar="OLD", nargs="?", help="variant name, YAML path or REV:path")
+    p.add_argument("new", metavar="NEW", nargs="?", help="variant name, YAML path or REV:path")
+    p.add_argument(
+        "--review",
+        metavar="REV",
+        help="compare every variant of TREE/model at git revision REV with the working tree (instead of OLD NEW)",
+    )
+    p.add_argument("--tree", default="conf", help="the config tree --review reads, relative to the repository root (default: conf)")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     for flag, dest, text in (
         ("--old", "old_overrides", "for OLD only"),
         ("--new", "new_overrides", "for NEW only"),
@@ -52,28 +67,74 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+EXIT_TROUBLE = 2
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    """Run the tool; every failure is one paragraph on stderr and exit 2, never a traceback."""
+    p = parser()
+    args = p.parse_args(argv)
+    if (args.review is None) != (args.old is not None and args.new is not None) or (args.review and args.old):
+        p.error("give OLD and NEW, or --review REV")
+    try:
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    except OSError as err:
+        p.error(f"--output {args.output}: {err.strerror}")
+    try:
+        with out if args.output else contextlib.nullcontext():
+            return _review(args, out) if args.review else _run(args, out)
+    except BrokenPipeError:  # `lucid-arch-diff ... | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_TROUBLE
+    except Exception as err:  # noqa: BLE001 - exit 1 means "changed", so a crash must not look like one
+        from ..config.model_files import quote
+
+        print(f"lucid-arch-diff: internal error: {type(err).__name__}: {quote(err, 300)} (exit 2).", file=sys.stderr)
+        return EXIT_TROUBLE
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     from .compare import compare
-    from .sides import SideError, load_side
+    from .sides import SideError, load_sides
 
     try:
-        old = load_side("old", args.old, [*args.both, *args.old_overrides])
-        new = load_side("new", args.new, [*args.both, *args.new_overrides])
+        old, new = load_sides(
+            [("old", args.old, [*args.both, *args.old_overrides]), ("new", args.new, [*args.both, *args.new_overrides])]
+        )
     except SideError as err:
         print(f"lucid-arch-diff: {err}", file=sys.stderr)
-        return 2
+        return EXIT_TROUBLE
     report = compare(old, new)
     if args.format == "term":
         from .render_term import render
 
-        render(report, sys.stdout)
+        render(report, out)
     else:
         from .render_json import render as render_json
         from .render_md import render as render_md
 
-        print(render_md(report) if args.format == "md" else render_json(report))
+        print(render_md(report) if args.format == "md" else render_json(report), file=out)
     return report.exit_code
+
+
+def _review(args: argparse.Namespace, out: TextIO) -> int:
+    from . import render_review
+    from .review import review
+    from .trees import TreeError
+
+    if args.both or args.old_overrides or args.new_overrides:
+        print("lucid-arch-diff: --review compares the variants as they are; it takes no overrides.", file=sys.stderr)
+        return EXIT_TROUBLE
+    try:
+        result = review(args.review, args.tree)
+    except TreeError as err:
+        print(f"lucid-arch-diff: {err}", file=sys.stderr)
+        return EXIT_TROUBLE
+    if args.format == "term":
+        render_review.render_term(result, out)
+    else:
+        print(render_review.render_md(result) if args.format == "md" else render_review.render_json(result), file=out)
+    return result.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -96,6 +96,11 @@ class DiffReport:
         return self.old.valid and self.new.valid
 
     @property
+    def sides(self) -> tuple[SideSummary, ...]:
+        """OLD and NEW, or the one side of a report that validates and costs a config on its own."""
+        return (self.old,) if self.old == self.new else (self.old, self.new)
+
+    @property
     def architectural_change(self) -> bool:
         return any(f.architectural for f in self.fields)
 
@@ -149,7 +154,7 @@ def field_changes(old: Side, new: Side) -> list[FieldChange]:
 
 def _summary(side: Side) -> SideSummary:
     cfg = side.config
-    problems = tuple({"key": p.key, "message": p.message, "source": side.source_of(p.key)} for p in side.problems)
+    problems = tuple({"key": p.key, "message": p.message, "source": side.source_of(p)} for p in side.problems)
     return SideSummary(
         role=side.role,
         spec=side.spec,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..config.model_files import quote
 from .compare import CostRow, DiffReport, SideSummary
 
 ARROW = "→"
@@ -23,7 +24,7 @@ def value(v: Any) -> str:
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(value(x) for x in v) + "]"
-    return str(v)
+    return quote(v)  # a string from a config: control characters escaped, length capped
 
 
 def plural(n: int, word: str) -> str:
@@ -78,7 +79,7 @@ def shape(s: tuple[int, ...]) -> str:
 
 
 def side_title(side: SideSummary) -> str:
-    return " ".join([side.spec, *side.overrides])
+    return quote(" ".join([side.spec, *side.overrides]), 200)
 
 
 def sizes(report: DiffReport) -> str:
@@ -89,7 +90,7 @@ def sizes(report: DiffReport) -> str:
 
 def verdict(report: DiffReport) -> str:
     if not report.comparable:
-        bad = [s.role.upper() for s in (report.old, report.new) if not s.valid]
+        bad = [s.role.upper() for s in report.sides if not s.valid]
         return f"{' and '.join(bad)} invalid: cannot compare (exit 2)"
     if report.architectural_change:
         n = sum(1 for f in report.fields if f.architectural)

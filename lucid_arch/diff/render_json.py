@@ -8,4 +8,4 @@ from .compare import DiffReport
 
 
 def render(report: DiffReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=True)  # \u-escaped: inert in any log or terminal

@@ -1,4 +1,9 @@
-"""Terminal rendering with rich: colour on a tty, the same tables as plain text when piped."""
+"""Terminal rendering with rich: colour on a tty, the same tables as plain text when piped.
+
+Values from configs reach rich only as :class:`rich.text.Text` (never parsed as markup, so
+``[true, false]`` or ``[link=...]`` print as written) and after :func:`fmt.value` /
+:func:`~lucid_arch.config.model_files.quote` have escaped control characters.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +27,15 @@ def render(report: DiffReport, file: Optional[IO[str]] = None) -> None:
     if piped:  # plain text, recorded so that rich's padding can be trimmed from line ends
         console = Console(file=io.StringIO(), highlight=False, width=PIPED_WIDTH, no_color=True)
 
+    from rich.markup import escape
+    from rich.text import Text
+
     def table(*headings: str, title: str) -> Table:
         t = Table(*headings, title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
         return t
 
-    console.print(f"[bold]lucid-arch-diff[/]  {fmt.side_title(report.old)}  {fmt.ARROW}  {fmt.side_title(report.new)}")
-    for side in (report.old, report.new):
+    console.print(f"[bold]lucid-arch-diff[/]  {escape(fmt.side_title(report.old))}  {fmt.ARROW}  {escape(fmt.side_title(report.new))}")
+    for side in report.sides:
         _side(console, side)
     console.print()
 
@@ -37,7 +45,8 @@ def render(report: DiffReport, file: Optional[IO[str]] = None) -> None:
             for f in report.fields:
                 style = "yellow" if f.architectural else "dim"
                 t.add_row(
-                    f.key, fmt.value(f.old), fmt.value(f.new), fmt.sources(f.old_source, f.new_source), style=style
+                    *(Text(c) for c in (fmt.value(f.key), fmt.value(f.old), fmt.value(f.new), fmt.sources(f.old_source, f.new_source))),
+                    style=style,
                 )
             console.print(t)
         else:
@@ -50,15 +59,15 @@ def render(report: DiffReport, file: Optional[IO[str]] = None) -> None:
                 colour = "green" if row.status == "added" else "red"
                 mark = "+" if row.status == "added" else "-"
                 t.add_row(
-                    f"{mark}{row.index} ({row.status})", *(fmt.value(cells[k]) for k, _ in STAGE_COLUMNS), style=colour
+                    f"{mark}{row.index} ({row.status})", *(Text(fmt.value(cells[k])) for k, _ in STAGE_COLUMNS), style=colour
                 )
             else:
                 t.add_row(
                     str(row.index),
                     *(
-                        f"[yellow]{fmt.change(row.old[k], row.new[k])}[/]"
+                        Text(fmt.change(row.old[k], row.new[k]), style="yellow")
                         if k in row.changed
-                        else fmt.value(row.new[k])
+                        else Text(fmt.value(row.new[k]))
                         for k, _ in STAGE_COLUMNS
                     ),
                 )
@@ -90,10 +99,12 @@ def render(report: DiffReport, file: Optional[IO[str]] = None) -> None:
 def _side(console, side: SideSummary) -> None:
     from rich.markup import escape
 
+    from ..config.model_files import quote
+
     mark = "[green]✓ valid[/]" if side.valid else "[red]✗ invalid[/]"
     console.print(f"  {side.role.upper():3}  {escape(fmt.side_title(side))}  ({side.kind}) {mark}")
     if side.chain:
-        console.print(f"       [dim]{escape(f' {fmt.ARROW} '.join(side.chain))}[/]")
+        console.print(f"       [dim]{escape(f' {fmt.ARROW} '.join(quote(c) for c in side.chain))}[/]")
     for p in side.problems:
-        where = f" [dim](set in {escape(p['source'])})[/]" if p["source"] else ""
-        console.print(f"       [red]-[/] {escape(p['message'])}{where}")
+        where = f" [dim](set in {escape(quote(p['source']))})[/]" if p["source"] else ""
+        console.print(f"       [red]-[/] {escape(quote(p['message'], 500))}{where}")

@@ -1,29 +1,34 @@
 """One side of a diff: a spec (variant name, YAML path or ``REV:path``) resolved to a config.
 
-A side that cannot be *found* (a bad revision, a missing file) is a usage error, raised as
-:class:`SideError`. A side that is found but invalid is a result: its problems are kept, with
-the file that set each bad key, so the report can say which side and which key.
+A side that cannot be *found* (a bad revision, a missing file, an unusable name or override)
+is a usage error, raised as :class:`SideError`. A side that is found but invalid is a result:
+its problems are kept, each with the file and line that set the bad key, so the report can say
+which side and which key.
 
-Composing never instantiates anything: configs are merged as data, a ``_target_`` is just
-an unknown key to the validator, and values that are ``${...}`` interpolations are refused
-before composition, since resolving one can read the environment (a CI token) into a PR comment.
+Every side is treated as hostile. Its model directory is read into memory by
+:mod:`~lucid_arch.diff.trees` (bounded, nothing outside the directory), and composed by
+:mod:`~lucid_arch.diff.worker` in a sandboxed child process (:mod:`~lucid_arch.diff.sandbox`)
+under the model-file rules: no ``_target_``, tag, ``@package`` header, path in a defaults list,
+or ``${...}`` interpolation is ever acted on; each is reported as that side's problem.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import subprocess
-import tarfile
-import tempfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from ..config.checks import ConfigError, Problem, validate_model
-from ..config.compose import PRIMARY_CONFIG, is_yaml_path, load_config
-from ..config.provenance import Provenance, provenance
+from ..config.checks import ConfigError, Problem, suggest, validate_model
+from ..config.compose import MOUNT_PREFIX, PRIMARY_CONFIG, config_dir, is_yaml_path
+from ..config.model_files import display_path, quote, valid_name
 from ..config.schema import ModelConfig
+from . import sandbox, trees
+from .trees import ModelDir, TreeError
+
+MAX_SPEC_CHARS = 1_000
+MAX_OVERRIDES = 64
+_OVERRIDE_RE = re.compile(r"^(~|\+{1,2})?model\.[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
 
 
 class SideError(Exception):
@@ -31,14 +36,13 @@ class SideError(Exception):
 
 
 @dataclass(frozen=True)
-class Location:
-    """What to hand to ``load_config``, and how to show the files it reads."""
+class Target:
+    """Where a side's config lives: a snapshot of its model directory and the variant in it."""
 
     kind: str  # "variant", "file" or "git"
-    name: str
-    config_root: Optional[Path] = None
-    display_root: Optional[str] = None  # replaces config_root in labels
-    relabel: tuple[tuple[str, str], ...] = ()  # (temporary path, label) pairs
+    snapshot: ModelDir
+    name: str  # the variant's file name in the snapshot (``_file_<stem>`` for a lone file)
+    set_name: Optional[str] = None  # a lone file without `name:` is named after itself
 
 
 @dataclass(frozen=True)
@@ -60,40 +64,67 @@ class Side:
     def label(self) -> str:
         return " ".join([self.spec, *self.overrides])
 
-    def source_of(self, key: str) -> Optional[str]:
-        """The file or override behind a problem key such as ``model.depths[1]``."""
-        field_name = key.removeprefix("model.").split(".")[0].split("[")[0]
+    def source_of(self, problem: Problem) -> Optional[str]:
+        """The file (and line) or override behind a problem such as ``model.depths[1]``."""
+        if problem.where:
+            return problem.where
+        field_name = problem.key.removeprefix("model.").split(".")[0].split("[")[0]
         return self.sources.get(field_name)
 
 
 def load_side(role: str, spec: str, overrides: Sequence[str] = ()) -> Side:
     """Resolve and compose one side; raises :class:`SideError` only when it names nothing."""
-    with locate(spec) as where:
-        prov: Optional[Provenance]
+    return load_sides([(role, spec, overrides)])[0]
+
+
+def load_sides(sides: Sequence[tuple[str, str, Sequence[str]]]) -> list[Side]:
+    """Several sides at once, each composed in its own sandboxed child, in parallel."""
+    targets = [(role, spec, check_overrides(overrides), locate(spec)) for role, spec, overrides in sides]
+    answers = sandbox.compose_many(
+        [(t.snapshot, [{"name": t.name, "overrides": list(o), "set_name": t.set_name}]) for _, _, o, t in targets]
+    )
+    return [side_from_answer(role, spec, o, t.kind, a[0]) for (role, spec, o, t), a in zip(targets, answers)]
+
+
+def side_from_answer(role: str, spec: str, overrides: Sequence[str], kind: str, answer: dict[str, Any]) -> Side:
+    """A :class:`Side` from the worker's answer; the config is validated again here, in this process."""
+    chain = tuple(str(c) for c in answer.get("chain", ()))
+    sources = {str(k): str(v) for k, v in answer.get("sources", {}).items()}
+    if "error" in answer:
+        problem = Problem("model", f"composing this side {answer['error']}; the config cannot be reviewed.")
+        return Side(role, spec, tuple(overrides), kind, None, (problem,), chain, sources)
+    problems = tuple(Problem(str(p["key"]), str(p["message"]), p.get("where")) for p in answer.get("problems", ()))
+    config = None
+    if not problems and answer.get("config") is not None:
         try:
-            prov = provenance(where.name, overrides, where.config_root, where.display_root)
-        except ConfigError:
-            prov = None  # load_config below reports the same failure with every problem
-        relabel = dict(where.relabel)
-        chain = tuple(relabel.get(s, s) for s in prov.chain) if prov else ()
-        sources = {k: relabel.get(s, s) for k, s in prov.values.items()} if prov else {}
-        config, problems = None, ()
-        refused = prov.interpolations if prov else {}
-        if refused:
-            problems = tuple(
-                Problem(
-                    f"model.{key}",
-                    f"model.{key}: a ${{...}} interpolation, which a reviewed config may not hold (resolving one "
-                    "can read the environment into the report); write the value itself.",
-                )
-                for key in refused
+            config = validate_model(answer["config"], source=spec)
+        except ConfigError as err:
+            problems = tuple(err.problems)
+    return Side(role, spec, tuple(overrides), kind, config, problems, chain, sources)
+
+
+def check_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
+    """Only ``model.FIELD=VALUE`` overrides, of bounded size, with no interpolation."""
+    if len(overrides) > MAX_OVERRIDES:
+        raise SideError(f"{len(overrides)} overrides; at most {MAX_OVERRIDES}.")
+    for o in overrides:
+        if len(o) > MAX_SPEC_CHARS or not _OVERRIDE_RE.match(o):
+            raise SideError(
+                f"override {quote(o)!r}: the diff takes model fields only, as model.FIELD=VALUE "
+                "(e.g. --both model.img_size=384); Hydra settings (hydra.*) and other groups are not reviewed."
             )
-        else:
-            try:
-                config = validate_model(load_config(where.name, overrides, where.config_root), source=spec)
-            except ConfigError as err:
-                problems = tuple(err.problems)
-    return Side(role, spec, tuple(overrides), where.kind, config, problems, chain, sources)
+        if "${" in o:
+            raise SideError(f"override {quote(o)!r}: a ${{...}} interpolation; write the value itself.")
+    return tuple(overrides)
+
+
+# --- finding a side ----------------------------------------------------------------------------------
+
+
+def shipped() -> ModelDir:
+    """The installed variants, as a snapshot (read under the same rules as any other tree)."""
+    model_dir = config_dir() / "model"
+    return trees.read_dir(model_dir, display_path(model_dir) + "/")
 
 
 def is_git_spec(spec: str) -> bool:
@@ -102,108 +133,87 @@ def is_git_spec(spec: str) -> bool:
     return bool(sep and rev and is_yaml_path(path)) and not Path(spec).is_file()
 
 
-@contextlib.contextmanager
-def locate(spec: str) -> Iterator[Location]:
-    """Where a side's config lives; temporary trees (git sides) exist for the ``with`` body."""
-    if is_git_spec(spec):
-        with _git_location(spec) as where:
-            yield where
-        return
-    if not is_yaml_path(spec):
-        yield Location("variant", spec)
-        return
+def locate(spec: str) -> Target:
+    """The snapshot and variant a spec names; :class:`SideError` when it names nothing usable."""
+    if len(spec) > MAX_SPEC_CHARS:
+        raise SideError(f"a side of {len(spec):,} characters; at most {MAX_SPEC_CHARS:,}.")
+    try:
+        if is_git_spec(spec):
+            return _git_target(spec)
+        if not is_yaml_path(spec):
+            return _variant_target(spec)
+        return _file_target(spec)
+    except TreeError as err:
+        raise SideError(f"{quote(spec)}: {err}") from None
+
+
+def _variant_target(name: str) -> Target:
+    snapshot = shipped()
+    if name in snapshot.refused:
+        raise SideError(snapshot.refused[name])
+    if not valid_name(name) or name not in snapshot.files:
+        variants = [n for n in snapshot.names() if not n.startswith("_")]
+        raise SideError(
+            f"{quote(name)}: no such variant{suggest(name, variants)}. Give a variant name ({', '.join(variants[:4])}, ...), "
+            "a YAML path, or REV:path/to/variant.yaml."
+        )
+    return Target("variant", snapshot, name)
+
+
+def _stem(path: str) -> str:
+    stem = PurePosixPath(path).stem
+    if not valid_name(stem):
+        raise SideError(
+            f"{quote(path)}: {quote(stem)!r} is not a usable variant file name; name it with letters, digits and _ . - only."
+        )
+    return stem
+
+
+def _file_target(spec: str) -> Target:
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise SideError(
-            f"{spec}: no such file. Give a variant name (pvt_v2_b2), a YAML path, or REV:path/to/variant.yaml."
-        )
-    root = _tree_root(path)
-    if root is None:  # a lone file: mounted onto the shipped conf/ by load_config
-        yield Location("file", str(path))
-    else:  # inside a config tree: its parents are that tree's files, not the installed ones
-        yield Location("file", path.stem, root)
-
-
-def _tree_root(path: Path) -> Optional[Path]:
-    """``conf`` for ``conf/model/x.yaml`` when ``conf/config.yaml`` exists (a whole config tree)."""
-    parent = path.resolve().parent
+        raise SideError(f"{quote(spec)}: no such file. Give a variant name (pvt_v2_b2), a YAML path, or REV:path/to/variant.yaml.")
+    stem = _stem(spec)
+    parent = path.parent
     if parent.name == "model" and (parent.parent / f"{PRIMARY_CONFIG}.yaml").is_file():
-        return parent.parent.resolve()
-    return None
+        # inside a config tree: its parents are that tree's files, not the installed ones
+        return Target("file", trees.read_dir(parent, display_path(parent) + "/"), stem)
+    mounted = f"{MOUNT_PREFIX}{stem}"
+    return Target("file", shipped().with_file(mounted, trees.read_file(path), str(spec)), mounted, set_name=stem)
 
 
-# --- git sides --------------------------------------------------------------------------------
+def _git_target(spec: str) -> Target:
+    """``REV:path`` composed against the model directory *as of REV*, read from git's objects.
 
-
-def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise SideError(
-            "git is not installed, so git sides (REV:path) cannot be read; give file paths instead."
-        ) from None
-
-
-@contextlib.contextmanager
-def _git_location(spec: str) -> Iterator[Location]:
-    """Compose ``REV:path`` against the config tree *as of REV*, checked out into a temp dir.
-
-    A variant extends other variants, so reading the one file at REV but its parents from
-    the working tree would mix two versions.
+    A variant extends other variants, so reading the one file at REV but its parents from the
+    working tree would mix two versions.
     """
     rev, _, path = spec.partition(":")
     cwd = Path.cwd()
-    top = _git(["rev-parse", "--show-toplevel"], cwd)
-    if top.returncode:
+    top = trees.toplevel(cwd)
+    commit = trees.resolve_commit(rev, top)
+    rel = _repo_relative(path, cwd, top)
+    if rel is None:
+        raise SideError(f"{quote(spec)}: the path leaves the repository; give a path inside it, relative to its root.")
+    if not trees.has_blob(commit, rel, top):
         raise SideError(
-            f"{spec}: a git side, but {cwd} is not inside a git repository; run from the checkout or give a file path."
-        )
-    toplevel = Path(top.stdout.decode().strip())
-    if _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], toplevel).returncode:
-        raise SideError(
-            f"{spec}: unknown git revision {rev!r} in {toplevel}. Check the name (git log --oneline), or fetch it "
-            "(a CI checkout needs fetch-depth: 0 to see the base branch)."
-        )
-    rel = _repo_relative(path, cwd, toplevel)
-    if _git(["cat-file", "-e", f"{rev}:{rel}"], toplevel).returncode:
-        raise SideError(
-            f"{spec}: {rev} has no file {rel} (paths are relative to the repository root; "
+            f"{quote(spec)}: {quote(rev)} has no file {quote(rel)} (paths are relative to the repository root; "
             "a file added since then has no old side to compare with)."
         )
-    root = PurePosixPath(rel).parent.parent
-    in_tree = (
-        PurePosixPath(rel).parent.name == "model"
-        and not _git(["cat-file", "-e", f"{rev}:{(root / f'{PRIMARY_CONFIG}.yaml').as_posix()}"], toplevel).returncode
-    )
-    with tempfile.TemporaryDirectory(prefix="lucid_arch_diff_") as tmp:
-        if in_tree:
-            _extract(rev, root.as_posix(), toplevel, Path(tmp))
-            shown = f"{rev}:" if root == PurePosixPath(".") else f"{rev}:{root.as_posix()}"
-            yield Location("git", PurePosixPath(rel).stem, Path(tmp) / root, shown)
-        else:
-            target = Path(tmp) / PurePosixPath(rel).name
-            target.write_bytes(_git(["show", f"{rev}:{rel}"], toplevel).stdout)
-            yield Location("git", str(target), relabel=((str(target), f"{rev}:{rel}"),))
+    stem = _stem(rel)
+    model_dir = PurePosixPath(rel).parent
+    if model_dir.name == "model" and trees.has_blob(commit, (model_dir.parent / f"{PRIMARY_CONFIG}.yaml").as_posix(), top):
+        return Target("git", trees.read_git_dir(commit, model_dir.as_posix(), top, f"{rev}:{model_dir.as_posix()}/"), stem)
+    mounted = f"{MOUNT_PREFIX}{stem}"
+    data = trees.read_git_file(commit, rel, top)
+    return Target("git", shipped().with_file(mounted, data, f"{rev}:{rel}"), mounted, set_name=stem)
 
 
-def _repo_relative(path: str, cwd: Path, toplevel: Path) -> str:
+def _repo_relative(path: str, cwd: Path, top: Path) -> Optional[str]:
     """git's rule: ``REV:path`` is relative to the repository root, ``REV:./path`` to the cwd."""
     if path.startswith(("./", "../")):
-        return (cwd / path).resolve().relative_to(toplevel.resolve()).as_posix()
-    return PurePosixPath(path).as_posix()
-
-
-def _extract(rev: str, tree: str, toplevel: Path, dest: Path) -> None:
-    archive = _git(["archive", "--format=tar", rev, "--", tree], toplevel)
-    if archive.returncode:
-        raise SideError(f"{rev}:{tree}: git archive failed: {archive.stderr.decode().strip()}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 (and security backports)
-            tar.extractall(dest, filter="data")
-            return
-        # Older 3.11 (Debian's 3.11.2): the same rule by hand, plain files and folders inside dest only.
-        for member in tar.getmembers():
-            parts = PurePosixPath(member.name).parts
-            if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
-                raise SideError(f"{rev}:{tree}: refusing to extract {member.name!r} from git archive (not a plain file inside the tree).")
-        tar.extractall(dest)  # noqa: S202 - every member checked above
+        absolute = (cwd / path).resolve()
+        if not absolute.is_relative_to(top.resolve()):
+            return None
+        return absolute.relative_to(top.resolve()).as_posix()
+    return trees.clean_relative(path)
