@@ -1,10 +1,11 @@
-"""lucid's keyword arguments, translated into a model config.
+"""lucid's keyword arguments, both ways: into a model config, and out of a built model.
 
 Code written from lucid's documentation of ``PVT``, ``PVT_V2`` and ``pvt_*`` passes arguments
 that are no schema field (``norm_layer``, ``num_stages``, ``patch_size``) or have another type
 (``sr_ratios=[8.0, 4.0, 2.0, 1.0]``, the ``list[float]`` of the v1 pages). They are translated
 here, once, for every Python entry point (``lucid_arch.models`` and ``create_model``), so the
-YAMLs, the schema and the layers never see lucid's vocabulary. Nothing here imports torch or Hydra.
+YAMLs, the schema and the layers never see lucid's vocabulary. The other direction gives a
+model's repr the constructor call lucid prints. Nothing here imports torch or Hydra.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import functools
 import inspect
 import math
 import typing
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .config.checks import ConfigError, Problem
 from .config.geometry import default_patch_sizes
 from .config.schema import OPTIONAL_PER_STAGE_FIELDS, PER_STAGE_FIELDS, ModelConfig
+from .spec import ModelSpec
 
 LAYER_NORM_DEFAULT_EPS = 1e-5  # torch.nn.LayerNorm's eps when none is given (a test checks it)
 
@@ -42,6 +45,11 @@ SIGNATURE: tuple[tuple[str, str], ...] = (
     ("num_stages", "int"),
     ("linear", "bool | list[bool]"),
 )
+
+# The order of lucid's documented ``print(model)``: these first, then the rest in signature order.
+_PRINTED_FIRST = ("img_size", "num_classes", "patch_size", "embed_dims", "num_heads", "depths", "sr_ratios", "linear")
+REPR_ORDER = _PRINTED_FIRST + tuple(name for name, _ in SIGNATURE if name not in _PRINTED_FIRST)
+
 
 # --- keyword arguments -> config ---------------------------------------------------------------
 
@@ -193,3 +201,61 @@ def class_signature(base_variant: str) -> inspect.Signature:
     params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind) for name, kind in SIGNATURE]
     params.append(inspect.Parameter("fields", inspect.Parameter.VAR_KEYWORD, annotation="any ModelConfig field"))
     return inspect.Signature(params)
+
+
+# --- model -> lucid's printed call -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerNormArgument:
+    """``norm_layer`` as lucid passes it; the repr is the code that builds it."""
+
+    eps: float
+
+    def __repr__(self) -> str:
+        return "nn.LayerNorm" if self.eps == LAYER_NORM_DEFAULT_EPS else f"partial(nn.LayerNorm, eps={self.eps!r})"
+
+
+def _number(r: float) -> float | int:
+    return int(r) if float(r).is_integer() else r
+
+
+def lucid_arguments(spec: ModelSpec) -> dict[str, Any]:
+    """The model's value of every argument lucid's ``PVT_V2`` documents, in its printed order."""
+    stages = spec.stages
+    linear = [s.linear for s in stages]
+    values = {
+        "img_size": spec.img_size,
+        "num_classes": spec.num_classes,
+        "patch_size": stages[0].patch.kernel,
+        "embed_dims": [s.dim for s in stages],
+        "num_heads": [s.num_heads for s in stages],
+        "depths": [s.depth for s in stages],
+        "sr_ratios": [s.sr_ratio for s in stages],
+        "linear": linear[0] if len(set(linear)) == 1 else linear,
+        "in_channels": spec.in_channels,
+        "mlp_ratios": [_number(s.mlp_ratio) for s in stages],
+        "qkv_bias": spec.qkv_bias,
+        "qk_scale": spec.qk_scale,
+        "drop_rate": spec.drop_rate,
+        "attn_drop_rate": spec.attn_drop_rate,
+        "drop_path_rate": spec.drop_path_rate,
+        "norm_layer": LayerNormArgument(spec.norm_eps),
+        "num_stages": len(stages),
+    }
+    return {name: values[name] for name in REPR_ORDER}
+
+
+def lucid_call(spec: ModelSpec, width: int = 100) -> str:
+    """``name(img_size=224, num_classes=1000, ...)``, wrapped under its opening parenthesis as lucid's docs print it."""
+    head = f"{spec.name}("
+    items = [f"{name}={value!r}" for name, value in lucid_arguments(spec).items()]
+    lines, line = [], head
+    for i, item in enumerate(items):
+        text = item + (")" if i == len(items) - 1 else ", ")
+        if line != head and len(line) + len(text.rstrip()) > width:
+            lines.append(line.rstrip())
+            line = " " * len(head)
+        line += text
+    lines.append(line)
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ import torch
 
 import lucid_arch
 from lucid_arch import models
-from lucid_arch.lucid_args import LAYER_NORM_DEFAULT_EPS
+from lucid_arch.lucid_args import LAYER_NORM_DEFAULT_EPS, lucid_arguments
 
 from conftest import OFFICIAL_PARAMS, num_params
 
@@ -91,6 +91,7 @@ def test_norm_layer_sets_the_block_and_stage_norm_eps(norm_layer, eps):
         model = models.pvt_v2_b0(norm_layer=norm_layer)
     assert model.spec.norm_eps == eps
     assert model.stages[1].blocks[0].norm2.eps == model.stages[1].norm.eps == eps
+    assert lucid_arguments(model.spec)["norm_layer"].eps == eps
     assert torch.nn.LayerNorm(4).eps == LAYER_NORM_DEFAULT_EPS
 
 
@@ -126,6 +127,7 @@ def test_integral_floats_are_whole_numbers_from_python():
         model = models.pvt_v2_b0(**kwargs)
         assert model.spec == models.pvt_v2_b0(num_classes=10).spec
         assert lucid_arch.create_model("pvt_small", sr_ratios=[8.0, 4.0, 2.0, 1.0]).spec.stages[0].sr_ratio == 8
+    assert all(type(v) is int for v in lucid_arguments(model.spec)["sr_ratios"])
     with pytest.raises(lucid_arch.ConfigError, match=r"^Invalid model config 'pvt_small': model.sr_ratios\[0\] = 8.5: expected an integer.$"):
         models.pvt_small(sr_ratios=[8.5, 4.0, 2.0, 1.0])
     with pytest.raises(lucid_arch.ConfigError, match=r"model.patch_size = 6.5: expected an integer"):
@@ -136,3 +138,39 @@ def test_create_model_takes_lucids_arguments_too():
     with torch.device("meta"):
         model = lucid_arch.create_model("pvt_v2_b1", norm_layer=torch.nn.LayerNorm, num_stages=3, patch_size=5)
     assert (model.spec.norm_eps, len(model.stages), model.patch_embed.proj.kernel_size) == (1e-5, 3, (5, 5))
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS) + ["PVT", "PVT_V2"])
+def test_repr_is_the_call_that_rebuilds_the_model_then_the_tree(name):
+    namespace = {"nn": torch.nn, "partial": partial, **{n: getattr(models, n) for n in models.__all__}}
+    with torch.device("meta"):
+        model = getattr(models, name)(drop_path_rate=0.1, qk_scale=0.25, linear=[True, False, False, False] if "v2" in name else False)
+        text = repr(model)
+        header, tree = text.split(f"\n{type(model).__name__}(\n", 1)
+        assert header.startswith(f"{name}(img_size=224, num_classes=1000, patch_size=")
+        assert "(patch_embed): PatchEmbed(" in tree
+        assert eval(header, namespace).spec == model.spec
+
+
+def test_repr_of_a_yaml_of_ones_own_is_cheap_and_needs_no_weights():
+    import time
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "my_models" / "model" / "tiny3.yaml"
+    with torch.device("meta"):
+        model = lucid_arch.create_model(str(path), drop_rate=0.1)
+    start = time.perf_counter()
+    text = repr(model)
+    assert time.perf_counter() - start < 0.5
+    assert text.startswith("tiny3(img_size=") and "num_stages=3)" in text and "drop_rate=0.1" in text
+
+
+def test_readme_shows_the_repr_as_printed():
+    from pathlib import Path
+
+    from lucid_arch.lucid_args import lucid_call
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    with torch.device("meta"):
+        header = lucid_call(models.pvt_v2_b1().spec)
+    assert "\n".join("  " + line for line in header.splitlines()) + "\n  PyramidVisionTransformer(\n" in readme
