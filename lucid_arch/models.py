@@ -54,7 +54,7 @@ pvt_v2_b5 = _entry("pvt_v2_b5", lucid_v2_signature=True)
 
 
 class _LucidSignature:
-    """``inspect.signature(PVT_V2)`` lists lucid's arguments; a model's own signature stays its forward's."""
+    """``inspect.signature(PVT_V2)`` lists lucid's arguments; an instance's stays nn.Module's call."""
 
     def __get__(self, model: Any, cls: type) -> Optional[inspect.Signature]:
         return None if model is not None else class_signature(cls.base_variant)
