@@ -15,8 +15,8 @@ import torch
 
 from .config.checks import to_plain_dict, validate_model
 from .config.compose import load_config
-from .config.geometry import default_patch_sizes
 from .config.schema import ModelConfig
+from .lucid_args import apply_arguments
 from .memory_check import check_fits
 from .model import PyramidVisionTransformer
 from .spec import ModelSpec, model_spec
@@ -65,27 +65,9 @@ def load_configured_weights(model: PyramidVisionTransformer, config: ModelConfig
         log.info("%s: %s", model.spec.name, load_pretrained(model, config.pretrained))
 
 
-def _apply_lucid_patch_size(cfg: dict[str, Any], patch_size: Any) -> None:
-    """lucid's/upstream's ``patch_size`` is the first stage's patch: kernel (and stride for v1)."""
-    n = len(cfg["embed_dims"])
-    kernels = list(cfg.get("patch_sizes") or default_patch_sizes(cfg["patch_embed"], n))
-    kernels[0] = patch_size
-    cfg["patch_sizes"] = kernels
-    if cfg["patch_embed"] == "non_overlapping" and cfg.get("patch_strides") is not None:
-        strides = list(cfg["patch_strides"])
-        strides[0] = patch_size
-        cfg["patch_strides"] = strides
-
-
 def resolve_config(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A variant's model config as a plain dict, with Python-side field overrides applied."""
-    cfg = to_plain_dict(load_config(name))
-    overrides = dict(overrides)
-    patch_size = overrides.pop("patch_size", None)
-    cfg.update(overrides)
-    if patch_size is not None:
-        _apply_lucid_patch_size(cfg, patch_size)
-    return cfg
+    """A variant's model config as a plain dict, with Python keyword arguments (schema fields or lucid's) applied."""
+    return apply_arguments(to_plain_dict(load_config(name)), overrides, source=name)
 
 
 def create_model(name: str, **overrides: Any) -> PyramidVisionTransformer:

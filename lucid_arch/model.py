@@ -14,6 +14,7 @@ from torch import nn
 
 from .layers import Block, Mlp, PatchEmbed, SpatialReductionAttention, Stage
 from .layers.attention import tokens_to_map
+from .lucid_args import lucid_call
 from .registry import ACTIVATIONS, POOLS
 from .spec import ModelSpec, StageSpec
 
@@ -199,5 +200,9 @@ class PyramidVisionTransformer(nn.Module):
         if num_classes > 0:
             fill_normal(self._init_module(self.head))
 
-    def extra_repr(self) -> str:
-        return f"name={self.spec.name!r}"
+    def __repr__(self) -> str:
+        """The variant and lucid's documented arguments, as lucid prints a model, then the module tree.
+
+        Read from the spec alone, so it costs nothing and works on meta-device models.
+        """
+        return f"{lucid_call(self.spec)}\n{super().__repr__()}"

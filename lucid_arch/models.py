@@ -1,16 +1,18 @@
 """lucid-compatible entry points: ``pvt_tiny(...)`` ... ``pvt_v2_b5(...)``, ``PVT`` and ``PVT_V2``.
 
 Code written against lucid's ``lucid.models`` keeps working: the functions and classes take
-lucid's arguments, but every hyper-parameter comes from ``conf/model/*.yaml``; nothing here
-repeats an architecture.
+lucid's arguments (translated in :mod:`lucid_arch.lucid_args`), but every hyper-parameter comes
+from ``conf/model/*.yaml``; nothing here repeats an architecture.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import inspect
+from typing import Any, Callable, Optional
 
 from .builder import build_model, load_configured_weights, resolve_config
 from .config.checks import validate_model
+from .lucid_args import class_signature
 from .model import PyramidVisionTransformer
 from .spec import model_spec
 
@@ -51,17 +53,28 @@ pvt_v2_b4 = _entry("pvt_v2_b4", lucid_v2_signature=True)
 pvt_v2_b5 = _entry("pvt_v2_b5", lucid_v2_signature=True)
 
 
+class _LucidSignature:
+    """``inspect.signature(PVT_V2)`` lists lucid's arguments; an instance's stays nn.Module's call."""
+
+    def __get__(self, model: Any, cls: type) -> Optional[inspect.Signature]:
+        return None if model is not None else class_signature(cls.base_variant)
+
+
 class PVT(PyramidVisionTransformer):
     """lucid's ``PVT(img_size=..., patch_size=..., embed_dims=..., ...)``.
 
     Arguments left out take their values from the family's canonical member,
-    ``conf/model/pvt_small.yaml``; ``patch_size`` is the first stage's patch.
+    ``conf/model/pvt_small.yaml``; ``patch_size`` is the first stage's patch. Positional
+    arguments follow lucid's order, so calls copied from its docs or code bind as there.
     """
 
     base_variant = "pvt_small"
+    __signature__ = _LucidSignature()
 
-    def __init__(self, **kwargs: Any):
-        cfg = resolve_config(self.base_variant, kwargs)
+    def __init__(self, *args: Any, **kwargs: Any):
+        bound = type(self).__signature__.bind(*args, **kwargs).arguments
+        arguments = {**{k: v for k, v in bound.items() if k != "fields"}, **bound.get("fields", {})}
+        cfg = resolve_config(self.base_variant, arguments)
         cfg["name"] = type(self).__name__
         config = validate_model(cfg, source=self.base_variant)
         super().__init__(model_spec(config))

@@ -77,6 +77,7 @@ class ModelSpec:
     norm_eps: float
     drop_rate: float
     attn_drop_rate: float
+    drop_path_rate: float  # what the per-block rates rise to (each stage holds its blocks' rates)
 
     @property
     def num_features(self) -> int:
@@ -139,4 +140,5 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
         norm_eps=cfg.norm_eps,
         drop_rate=cfg.drop_rate,
         attn_drop_rate=cfg.attn_drop_rate,
+        drop_path_rate=cfg.drop_path_rate,
     )
