@@ -53,23 +53,25 @@ def to_markdown(table: Table) -> str:
 
 
 def print_rich(table: Table, force_terminal: bool = False) -> None:
+    """Cells and notes go to rich as Text, never as markup: ``linear=[true,false]`` prints as typed."""
     from rich import box
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
-    rich_table = RichTable(title=table.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    rich_table = RichTable(title=Text(table.title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for i, name in enumerate(table.columns):
         rich_table.add_column(name, justify="right" if i in table.right else "left", no_wrap=True)
     for i, row in enumerate(table.rows):
-        rich_table.add_row(*map(str, row), end_section=i == len(table.rows) - 1 and bool(table.totals))
+        rich_table.add_row(*(Text(str(c)) for c in row), end_section=i == len(table.rows) - 1 and bool(table.totals))
     for row in table.totals:
-        rich_table.add_row(*map(str, row), style="bold")
+        rich_table.add_row(*(Text(str(c)) for c in row), style="bold")
     console = Console(force_terminal=force_terminal or None, highlight=False)
     # Never truncate a figure to fit a narrow terminal: let the terminal wrap the line instead.
     console.width = max(console.width, len(to_text(table).splitlines()[1]) + 2 * len(table.columns))
     console.print(rich_table)
     for label, text in table.notes:
-        console.print(f"[bold]{label}[/bold]: {text}", soft_wrap=True, markup=True)
+        console.print(Text.assemble((label, "bold"), ": ", str(text)), soft_wrap=True)
 
 
 def show(table: Table, fmt: str) -> None:

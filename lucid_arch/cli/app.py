@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, Problem, config_dir, register_configs
 from ..config.guard import model_files_checked
-from . import jobs, sweep_report
+from . import completion, jobs, sweep_report
 from .job_names import job_dir_name
 from .jobs import EXIT_FAILED
 
@@ -45,14 +45,14 @@ _FLAGS_WITH_VALUES = ("-sc", "--shell-completion", "--experimental-rerun", "-cd"
 
 
 def _overrides(argv: Sequence[str]) -> list[str]:
-    """The ``key=value`` arguments of a command line, without Hydra's own flags."""
+    """The overrides of a command line (every argument that is not one of Hydra's flags or their values)."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
         elif arg in _FLAGS_WITH_VALUES:
             skip = True
-        elif not arg.startswith("-") and "=" in arg:
+        elif not arg.startswith("-"):
             out.append(arg)
     return out
 
@@ -68,6 +68,33 @@ def _config_dirs(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _check_globs(argv: Sequence[str]) -> None:
+    """A multirun whose ``group=glob(...)`` matches no option would run zero jobs and "succeed"; refuse it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    from ..config.model_files import quote
+
+    if not {"-m", "--multirun"} & set(argv):
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(_overrides(argv))
+    except Exception:  # noqa: BLE001 - unparsable: Hydra names it when it composes
+        return
+    dirs = [config_dir(), *map(Path, _config_dirs(argv))]
+    for override in parsed:
+        if override.value_type != ValueType.GLOB_CHOICE_SWEEP:
+            continue
+        group = override.key_or_group
+        options = sorted({p.stem for d in dirs for p in (d / group).glob("*.yaml") if not completion.hidden(p.stem)})
+        if not override.value().filter(options):
+            problem = (
+                f"{quote(override.input_line)}: the pattern matches no {group}, so the sweep would run nothing; "
+                f"the {group} options are {', '.join(options) or 'none'}."
+            )
+            raise ConfigError([Problem(group, problem)], group)
+
+
 def _check_config_dirs(argv: Sequence[str]) -> None:
     """A missing ``-cd`` directory is named here; Hydra's own message would be read as "no such model"."""
     from ..config.model_files import quote
@@ -80,14 +107,13 @@ def _check_config_dirs(argv: Sequence[str]) -> None:
 
 def _model_name(overrides: Sequence[str]) -> str:
     """The model a command line composes: its ``model=`` override, else conf/config.yaml's default."""
-    import yaml
+    from ..config.compose import default_choice
 
     for override in reversed(overrides):
         key, _, value = override.partition("=")
         if key.lstrip("~+") == "model":
             return value
-    defaults = yaml.safe_load((config_dir() / "config.yaml").read_text()).get("defaults", [])
-    return next((d["model"] for d in defaults if isinstance(d, dict) and "model" in d), "model")
+    return default_choice("model")
 
 
 def _is_sweep(overrides: Sequence[str]) -> bool:
@@ -110,7 +136,7 @@ def _explain(error: BaseException, argv: Sequence[str]) -> ConfigError:
     overrides = _overrides(argv)
     name = _model_name(overrides)
     if _is_sweep(overrides):
-        return ConfigError([explain_error(error, name)], name)
+        return ConfigError([explain_error(error, name, overrides=overrides)], name)
     others = [o for o in overrides if o.partition("=")[0].lstrip("~+") != "model"]
     return diagnose(error, name, others, extra_dirs=[Path(d) for d in _config_dirs(argv)])
 
@@ -141,7 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = completion.completion_argv(list(sys.argv[1:] if argv is None else argv))
     scratch = _quiet_rank(argv)
     sweep_report.reset()
     jobs.SHOW_TRACEBACK = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -149,7 +175,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; we explain below
     try:
         _check_config_dirs(argv)
-        with model_files_checked():
+        _check_globs(argv)
+        with model_files_checked(), completion.public_options():
             _app()
     except jobs.JobFailed as failed:  # a single run's job, already explained
         _fail(failed.message, int(failed.code))

@@ -112,9 +112,41 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = None) -> Problem:
-    """One sentence from a Hydra/OmegaConf composition error."""
+def default_choice(group: str, config_root: Optional[Path] = None) -> str:
+    """The option ``conf/config.yaml`` picks for ``group`` when the command line does not."""
+    import yaml
+
+    defaults = yaml.safe_load((Path(config_root or config_dir()) / f"{PRIMARY_CONFIG}.yaml").read_text()).get("defaults", [])
+    return next((str(d[group]) for d in defaults if isinstance(d, dict) and group in d), group)
+
+
+def _choice(group: str, overrides: Sequence[str], config_root: Optional[Path]) -> str:
+    for override in reversed(overrides):
+        key, _, value = override.partition("=")
+        if key.lstrip("~+") == group:
+            return value
+    return default_choice(group, config_root)
+
+
+def _failing_override(overrides: Sequence[str]) -> Optional[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except Exception:  # noqa: BLE001 - Hydra's parse errors have several types
+            return override
+    return None
+
+
+def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = None, overrides: Sequence[str] = ()) -> Problem:
+    """One sentence from a Hydra/OmegaConf composition error, with the fix where the slip is a known one."""
+    import re
+
     from hydra.errors import MissingConfigException, OverrideParseException
+
+    from . import hints
 
     cause = _root_cause(exc)
     if isinstance(exc, MissingConfigException):
@@ -130,20 +162,29 @@ def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = N
         if not is_yaml_path(name) and name not in models:
             return Problem(
                 "model",
-                f"model={name}: no such model{suggest(name, models)}; "
+                f"model={quote(name)}: no such model{suggest(name, models)}; "
                 f"lucid_arch.list_models() lists them: {', '.join(models)}.",
             )
-        return Problem("model", f"{name}: {str(exc).splitlines()[0]} (check its defaults list).")
+        return Problem("model", f"{quote(name)}: {quote(str(exc).splitlines()[0], 300)} (check its defaults list).")
     if isinstance(exc, OverrideParseException):
-        return Problem("overrides", f"cannot parse override: {str(exc).splitlines()[0]} (quote lists: 'model.depths=[3,4,6,3]').")
-    key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+        bad = _failing_override(overrides)
+        tasks = [p.stem for p in (Path(config_root or config_dir()) / "task").glob("*.yaml") if not p.stem.startswith("_")]
+        fix = hints.unparsable(bad, list_models(config_root=config_root), tasks) if bad else None
+        if fix:
+            return Problem("overrides", fix)
+        return Problem("overrides", f"cannot parse override: {quote(str(exc).splitlines()[0], 300)} (quote lists: 'model.depths=[3,4,6,3]').")
     text = str(cause).splitlines()[0]
-    if key and "not in struct" in str(cause):
-        field = str(key).split(".")[-1]
-        if str(key).startswith("model."):
-            return Problem(str(key), f"{key}: unknown key, not a field of the model schema{suggest(field, field_names())}.")
-        return Problem(str(key), f"{key}: unknown key (`lucid-arch --cfg job` shows the keys there are; prefix + to add one).")
-    return Problem(str(key or "model"), f"{key + ': ' if key else ''}{text}.")
+    ambiguous = re.match(r"Ambiguous value for argument '(.*)'$", text)
+    if ambiguous:
+        return Problem("overrides", hints.ambiguous(ambiguous.group(1)))
+    key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    if key and ("not in struct" in text or re.search(r"Key '[^']*' not in '", text)):
+        key = str(key)
+        if key.startswith("model."):
+            return Problem(key, f"{quote(key)}: unknown key, not a field of the model schema{suggest(key.split('.')[-1], field_names())}.")
+        task_dir = Path(config_root or config_dir()) / "task"
+        return Problem(key, hints.unknown_key(key, _choice("task", overrides, config_root), task_dir))
+    return Problem(str(key or "model"), f"{quote(key) + ': ' if key else ''}{quote(text, 300)}.")
 
 
 MOUNT_PREFIX = "_file_"  # a YAML path given by path is mounted as model/_file_<stem>
@@ -239,8 +280,8 @@ def _every_problem(error: Exception, name: str, overrides: Sequence[str], config
         except ConfigError as refused:
             return refused.problems
         except (HydraException, OmegaConfBaseException) as exc:
-            return [explain_error(exc, name, config_root)]
-    return check_model(to_plain_dict(raw)) or [explain_error(error, name, config_root)]
+            return [explain_error(exc, name, config_root, overrides)]
+    return check_model(to_plain_dict(raw)) or [explain_error(error, name, config_root, overrides)]
 
 
 def locate(

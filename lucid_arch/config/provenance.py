@@ -59,6 +59,8 @@ class Provenance:
 
     def where(self, key: str) -> Optional[str]:
         """'conf/model/x.yaml, line 4' (or the override) behind a key such as ``model.depths[1]``; None for schema defaults."""
+        if not key.startswith(MODEL_PACKAGE + "."):
+            return None
         name = key.removeprefix(MODEL_PACKAGE + ".").split(".")[0].split("[")[0]
         found = None
         for source in self.sources:
