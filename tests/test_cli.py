@@ -305,6 +305,20 @@ def test_a_variant_from_a_user_config_dir(capsys):
     assert summary["sources"][-2] == "conf/model/pvt_v2_b0.yaml"
 
 
+def test_a_user_config_dir_gets_its_files_real_problems(capsys, tmp_path):
+    """-cd DIR model=x names the key, the file and the line; not "no such model"."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "x.yaml").write_text("defaults: [pvt_v2_b0, _self_]\nname: x\ndeptsh: [1, 1, 1, 1]\n")
+    (tmp_path / "model" / "y.yaml").write_text("defaults: [pvt_v2_b9, _self_]\n")
+    code, _, err = run_main(["-cd", str(tmp_path), "model=x"], capsys)
+    assert code == 2 and "model.deptsh: unknown key" in err and "(did you mean depths?)" in err
+    assert "model/x.yaml, line 3)" in err
+    code, _, err = run_main(["-cd", str(tmp_path), "model=y"], capsys)
+    assert code == 2 and "y.yaml: defaults names 'pvt_v2_b9', but there is no model file of that name" in err
+    code, _, err = run_main(["-cd", str(tmp_path / "nope"), "model=x"], capsys)
+    assert code == 2 and f"-cd {tmp_path / 'nope'}: no such directory" in err
+
+
 # ------------------------------------------------------------------------------------ benchmark
 
 TINY_BENCH = ["model=pvt_v2_b0", "model.depths=[1,1,1,1]", "model.img_size=64", "task=benchmark", "task.batch_sizes=[1,2]",
