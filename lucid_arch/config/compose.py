@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from .checks import ConfigError, Problem, check_model, suggest, to_plain_dict, validate_model
-from .schema import ModelConfig, field_names, register_configs
+from .schema import ModelConfig, field_names
+from .store import register_configs
 
 PRIMARY_CONFIG = "config"
 LAUNCHER_HINT = " (launchers are Hydra plugins: pip install 'lucid-arch[joblib]' or 'lucid-arch[slurm]')"

@@ -25,7 +25,8 @@ from typing import Optional, Sequence
 
 from .checks import ConfigError
 from .compose import PRIMARY_CONFIG, _hydra_initialized, _model_choice, config_dir, explain_error
-from .schema import field_names, register_configs
+from .schema import field_names
+from .store import register_configs
 
 SCHEMA_SOURCE = "schema default"  # the typed dataclass ModelConfig, ConfigStore's model/_schema
 OVERRIDE_PREFIX = "override "

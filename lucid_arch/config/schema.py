@@ -6,8 +6,8 @@ at composition time. Cross-field rules (list lengths, divisibility, ranges) live
 :mod:`lucid_arch.config.checks`.
 
 Each field's ``help`` metadata documents it; the CLI and the README read it from here, so the
-documentation cannot drift from the schema. This module imports neither torch nor Hydra's
-runtime beyond the ConfigStore, which keeps ``--help`` and tab completion fast.
+documentation cannot drift from the schema. This module imports neither torch nor Hydra
+(:mod:`lucid_arch.config.store` registers it), which keeps ``--help`` and tab completion fast.
 """
 
 from __future__ import annotations
@@ -178,17 +178,3 @@ def field_names() -> tuple[str, ...]:
 def field_help() -> dict[str, str]:
     """Field name -> its one-line documentation, for error messages and ``--help``."""
     return {f.name: f.metadata.get("help", "") for f in fields(ModelConfig)}
-
-
-def register_configs() -> None:
-    """Register the schema with Hydra's ConfigStore (idempotent).
-
-    The family bases start their defaults list with ``_schema``, so every variant is merged
-    onto the typed dataclass when composed.
-    """
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(group="model", name="_schema", node=ModelConfig)
-    from .train_schema import register_train_schema
-
-    register_train_schema()

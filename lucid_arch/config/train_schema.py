@@ -1,7 +1,7 @@
 """The training task's schema: every setting of ``task=train``, with its default and why.
 
 ``conf/task/train.yaml`` is composed onto :class:`TrainConfig` (registered as
-``task/_train_schema``), so a misspelt key or a wrongly typed value is caught before a job
+``task/_train_schema`` by :mod:`lucid_arch.config.store`), so a misspelt key or a wrongly typed value is caught before a job
 starts, exactly as for model configs. Cross-field rules live in :func:`check_train`. Like the
 model schema, this module imports neither torch nor Hydra's runtime.
 """
@@ -212,9 +212,3 @@ def _get(task: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         task = getattr(task, part)
     return task
-
-
-def register_train_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(group="task", name="_train_schema", node=TrainConfig)
