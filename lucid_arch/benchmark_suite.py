@@ -76,7 +76,7 @@ def share_weights(ours: nn.Module, references: Mapping[str, nn.Module]) -> dict[
     Returns the references that could not take them (another architecture: e.g. overrides that
     timm's preset does not know) with the reason; drop those from the comparison.
     """
-    from .convert import convert_state_dict
+    from .weights import convert_state_dict
 
     rejected: dict[str, str] = {}
     source = None

@@ -22,7 +22,7 @@ from .jobs import Job
 def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..analysis import analyze
     from ..data import DatasetError
-    from ..pretrained import CheckpointError
+    from ..weights import CheckpointError
     from ..training import fit
     from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
     from ..training.distributed import launched_rank
