@@ -17,7 +17,7 @@ Index = Optional[Union[int, Sequence[int]]]
 
 
 class FeatureInfo:
-    """One dict per built stage (``num_chs``, ``reduction``, ``module``, ``index``) and the selection."""
+    """One dict per stage (``num_chs``, ``reduction``, ``module``, ``index``) and the selection."""
 
     def __init__(self, info: Sequence[dict[str, Any]], out_indices: Sequence[int]):
         self.info = [dict(d) for d in info]
@@ -25,11 +25,12 @@ class FeatureInfo:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "FeatureInfo":
+        """Every configured stage, as timm lists them; a backbone does not build those after its last selected one."""
         info = [
-            {"num_chs": s.dim, "reduction": s.reduction, "module": f"stages.{s.index}", "index": s.index}
-            for s in spec.stages
+            {"num_chs": dim, "reduction": reduction, "module": f"stages.{i}", "index": i}
+            for i, (dim, reduction) in enumerate(spec.stage_outputs)
         ]
-        return cls(info, spec.out_indices if spec.out_indices is not None else range(len(spec.stages)))
+        return cls(info, spec.out_indices if spec.out_indices is not None else range(len(info)))
 
     def get(self, key: str, idx: Index = None) -> Any:
         if idx is None:

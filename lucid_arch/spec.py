@@ -83,6 +83,7 @@ class ModelSpec:
     drop_rate: float
     attn_drop_rate: float
     out_indices: Optional[tuple[int, ...]] = None  # a backbone's returned stages; None: a classifier
+    stage_outputs: tuple[tuple[int, int], ...] = ()  # (channels, reduction) of every configured stage, built or not
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -170,4 +171,5 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
         drop_rate=cfg.drop_rate,
         attn_drop_rate=cfg.attn_drop_rate,
         out_indices=out_indices,
+        stage_outputs=tuple(zip(cfg.embed_dims, strides)),
     )

@@ -226,13 +226,97 @@ class Sneaky:
         return _touch, (self.marker,)
 
 
-def test_a_pickle_that_needs_code_is_refused_not_run(tmp_path):
+class ToSystem:
+    """Unpickling this would run a shell command (it is only ever pickled here)."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+def _model_object_of(module_name: str, monkeypatch) -> object:
+    """An instance of a class living in ``module_name`` (a training script's __main__, or a module
+    that will be gone when the checkpoint is loaded), as torch.save(model) pickles it."""
+    import sys
+    import types
+
+    cls = type("Net", (), {"__module__": module_name, "__reduce__": lambda self: (type(self), ())})
+    module = sys.modules.get(module_name) or types.ModuleType(module_name)
+    monkeypatch.setitem(sys.modules, module_name, module)
+    monkeypatch.setattr(module, "Net", cls, raising=False)
+    return cls()
+
+
+def _craft(kind: str, tmp_path: Path, monkeypatch) -> tuple[Path, str]:
+    """A checkpoint that needs code to load, and the global it names."""
+    path = tmp_path / f"{kind}.pth"
     marker = tmp_path / "ran"
-    path = tmp_path / "evil.pth"
-    torch.save({"model": Sneaky(marker)}, path)
-    with pytest.raises(CheckpointError, match=r"refused to load.*_touch.*never runs code.*safetensors.torch.save_file"):
+    if kind == "reduce_to_function":
+        torch.save({"model": Sneaky(marker)}, path)
+        return path, "_touch"
+    if kind == "os_system":
+        torch.save({"state_dict": {"w": torch.zeros(1)}, "hook": ToSystem(f"touch {marker}")}, path)
+        return path, "system"
+    if kind == "main_class":
+        torch.save(_model_object_of("__main__", monkeypatch), path)
+        return path, "__main__.Net"
+    if kind == "missing_module":
+        torch.save({"model": _model_object_of("vanished_project_models", monkeypatch)}, path)
+        monkeypatch.delitem(__import__("sys").modules, "vanished_project_models")
+        return path, "vanished_project_models.Net"
+    if kind == "legacy_format":
+        torch.save({"model": Sneaky(marker)}, path, _use_new_zipfile_serialization=False)
+        return path, "_touch"
+    if kind == "raw_protocol_0":  # a bare pickle, hand-written: GLOBAL os system, then a call
+        path.write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+        return path, "os.system"
+    raise AssertionError(kind)
+
+
+NEEDS_CODE = ["reduce_to_function", "os_system", "main_class", "missing_module", "legacy_format", "raw_protocol_0"]
+
+
+@pytest.mark.parametrize("kind", NEEDS_CODE)
+def test_a_pickle_that_needs_code_is_called_that_and_never_run(tmp_path, monkeypatch, kind):
+    path, name = _craft(kind, tmp_path, monkeypatch)
+    with pytest.raises(CheckpointError, match=r"refused to load.*never runs code.*safetensors.torch.save_file") as err:
         read_checkpoint(path)
-    assert not marker.exists()
+    text = str(err.value)
+    assert name in text and "truncated or corrupt" not in text and "\n" not in text
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Weights only load failed. Unsupported global: GLOBAL __main__.Net was not an allowed global by default.",
+        "Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely succeed. "
+        "Original error: Unsupported class __main__.Net",  # torch 2.3's wording
+        "Weights only load failed.",  # no name at all
+    ],
+)
+def test_the_verdict_does_not_depend_on_torchs_wording(tmp_path, monkeypatch, message):
+    import pickle
+
+    path, _ = _craft("main_class", tmp_path, monkeypatch)
+
+    def refuse(*args, **kwargs):
+        raise pickle.UnpicklingError(message)
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(CheckpointError, match=r"refused to load: the pickle needs code to rebuild __main__.Net"):
+        read_checkpoint(path)
+
+
+def test_a_truncated_checkpoint_is_called_that(tmp_path, monkeypatch):
+    path, _ = _craft("main_class", tmp_path, monkeypatch)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=r"cannot be read as a torch checkpoint.*truncated or corrupt"):
+        read_checkpoint(path)
 
 
 @pytest.mark.parametrize(

@@ -78,14 +78,14 @@ def backbone_drops(model: PyramidVisionTransformer, sd: dict[str, torch.Tensor],
 
 def fit_position_tables(
     model: PyramidVisionTransformer, sd: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], class_token: bool
-) -> list[str]:
-    """Fit (in ``sd``) every v1 position table to the model's grid; one note per table changed.
+) -> tuple[list[str], list[str]]:
+    """Fit (in ``sd``) every v1 position table to the model's grid: (resized tables, dropped rows) notes.
 
     ``class_token``: whether the checkpoint's last table starts with a class-token row (it had
     a ``cls_token``). A row the model does not have is dropped; a grid of another size is
     resized. A table that cannot fit is left for the mismatch error.
     """
-    notes = []
+    resized, dropped = [], []
     tables = {int(m.group(1)): k for k in sd if (m := POS_EMBED.match(k))}
     last = max(tables, default=-1)
     for i, key in sorted(tables.items()):
@@ -99,13 +99,13 @@ def fit_position_tables(
             continue
         if theirs_prefix > mine_prefix:
             table = table[:, theirs_prefix - mine_prefix :]
-            notes.append(f"{key}: class-token row dropped (a backbone has no class token)")
+            dropped.append(f"{key}: its class-token row dropped")
         old_grid = guess_grid(table.shape[1] - mine_prefix, stage.pos_embed_grid)
         if old_grid != tuple(stage.pos_embed_grid):
             table = resample_position_embedding(table, mine_prefix, old_grid, stage.pos_embed_grid)
-            notes.append(f"{key} {_hw(old_grid)} -> {_hw(stage.pos_embed_grid)}")
+            resized.append(f"{key} {_hw(old_grid)} -> {_hw(stage.pos_embed_grid)}")
         sd[key] = table
-    return notes
+    return resized, dropped
 
 
 def guess_grid(rows: int, like: tuple[int, int]) -> tuple[int, int]:

@@ -96,7 +96,8 @@ def load_pretrained(model: PyramidVisionTransformer, path: Any, strict: bool = T
     if reason:
         sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
     dropped = backbone_drops(model, sd, own)
-    resampled = fit_position_tables(model, sd, own, class_token)
+    resampled, rows_dropped = fit_position_tables(model, sd, own, class_token)
+    dropped += rows_dropped
 
     missing = [k for k in own if k not in sd and not (reason and k.startswith("head."))]
     unexpected = [k for k in sd if k not in own]
