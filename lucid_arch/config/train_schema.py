@@ -213,8 +213,10 @@ def check_train(task: Any) -> None:
 
 
 def _is_image_size(value: Any) -> bool:
-    sides = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-    return len(sides) in (1, 2) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides)
+    """One side, or [height, width]; every side a positive integer."""
+    pair = isinstance(value, Sequence) and not isinstance(value, str)
+    sides = list(value) if pair else [value]
+    return len(sides) == (2 if pair else 1) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides)
 
 
 def plain_image_size(value: Any) -> Any:
