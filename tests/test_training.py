@@ -213,6 +213,7 @@ def test_resume_auto_in_a_fresh_directory_starts_from_scratch(capsys):
         ("task.data.root=/nonexistent task.data.dataset=folder", "/nonexistent"),
         ("model.pretrained=/nonexistent/w.safetensors", "/nonexistent/w.safetensors"),
         ("task.data.image_size=[32]", "task.data.image_size = [32]: give one side or [height, width]"),
+        ("model.features_only=true", "model.features_only = true: task=train trains a classifier"),
         ("task.data.image_size=0", "task.data.image_size = 0: give one side or [height, width]"),
     ],
 )

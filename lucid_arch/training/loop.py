@@ -160,6 +160,9 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
     from ..builder import build_model
     from ..data import build_datasets
 
+    if model_cfg.features_only:
+        raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier, "
+                                   "and a backbone has no head; set model.features_only=false (the MiT encoders set it).")], "task=train")
     env = setup(task.device)
     run_dir = Path(run_dir)
     train_set, val_set, classes = build_datasets(task.data)
