@@ -122,6 +122,12 @@ def test_v1_backbone_built_at_another_size_computes_what_the_official_one_comput
     _same_maps(model, ref["outputs"]["x96"])
 
 
+def test_v1_backbone_built_at_height_and_width(fixture_file, tmp_path):
+    model, report, ref = _v1_backbone(fixture_file, tmp_path, img_size=[64, 96])
+    assert report.resampled[0] == "stages.0.pos_embed 16x16 -> 16x24"
+    _same_maps(model, ref["outputs"]["x64x96"])  # the official code resized the 16x16 table on the fly
+
+
 def test_v1_resizes_where_the_official_code_skips_it(fixture_file, tmp_path):
     """At 32x128 stage 1 has 8x32 = 16x16 patches: the official code then uses the 16x16 table as is."""
     model, _, ref = _v1_backbone(fixture_file, tmp_path)

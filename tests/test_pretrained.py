@@ -171,6 +171,16 @@ def test_v1_position_embeddings_are_resampled_for_another_img_size(fixture_file,
     torch.testing.assert_close(logits, data["outputs"]["x96"]["logits"], atol=TOL, rtol=0)
 
 
+def test_a_non_square_v1_checkpoint_keeps_its_aspect(tmp_path):
+    small = dict(embed_dims=[16, 32, 48, 64], num_heads=[1, 2, 3, 4], depths=[1, 1, 1, 1], num_classes=10)
+    source = lucid_arch.create_model("pvt_tiny", **small, img_size=[32, 64])
+    path = tmp_path / "wide.safetensors"
+    save_file(source.state_dict(), str(path))
+    model = lucid_arch.create_model("pvt_tiny", **small, img_size=[64, 128])
+    assert load_pretrained(model, path).resampled == (
+        "stages.0.pos_embed 8x16 -> 16x32", "stages.1.pos_embed 4x8 -> 8x16", "stages.2.pos_embed 2x4 -> 4x8", "stages.3.pos_embed 1x2 -> 2x4")
+
+
 @pytest.mark.parametrize(("old", "new"), [((4, 4), (7, 7)), ((16, 16), (5, 5))])
 def test_resampling_keeps_prefix_rows_and_constant_tables(old, new):
     constant = torch.full((1, 1 + old[0] * old[1], 8), 0.25)
