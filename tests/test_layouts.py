@@ -146,13 +146,14 @@ def test_mmdet_backbone_from_a_detector_checkpoint(fixture_file, tmp_path, layou
     data = fixture_file("mmdet_mini.pt")[layout]
     sd = seeded_state_dict(data["layout"], data["seed"])
     path = tmp_path / "detector.pth"
-    torch.save({"meta": {"epoch": 12}, "state_dict": sd}, path)  # mmdet's checkpoint dict
+    segmenter_head = {"decode_head.conv_seg.weight": torch.zeros(19, 32, 1, 1)}  # as mmsegmentation's SegFormer has
+    torch.save({"meta": {"epoch": 12}, "state_dict": {**sd, **segmenter_head}}, path)  # mmdet's checkpoint dict
     hp = {k: v for k, v in data["hparams"].items()}
     model = lucid_arch.create_model(base, **hp, features_only=True, pretrained=str(path)).eval()
     with torch.no_grad():
         _close(model(_input(data)), data["maps"])
     report = load_pretrained(model, path)
-    assert report.layout == layout and report.ignored == ("neck.lateral_convs.0.conv.weight",)
+    assert report.layout == layout and report.ignored == ("neck.lateral_convs.0.conv.weight", "decode_head.conv_seg.weight")
     assert "mmdetection's PVT sets LayerNorm eps 1e-6" in str(report)
     assert detect_layout({k.removeprefix("backbone."): v for k, v in sd.items()}) == layout  # a bare backbone too
 

@@ -201,7 +201,10 @@ _MM_OUTSIDE_BACKBONE = (r"(?!backbone\.|layers\.)[^.]+\..+",)  # neck, heads, da
 
 MMDET_PVT_V2 = Layout(
     name="mmdet_pvt_v2",
-    source="mmdetection / mmsegmentation PyramidVisionTransformerV2 backbones (backbone.layers.*)",
+    source=(
+        "mmdetection's PyramidVisionTransformerV2 and mmsegmentation's MixVisionTransformer (SegFormer) "
+        "backbones (backbone.layers.*), which share their module names"
+    ),
     signature=r"(?:backbone\.)?layers\.0\.0\.projection\.weight",
     prefix="backbone.",
     rows=_MM_EMBED_ROWS
@@ -216,7 +219,7 @@ MMDET_PVT_V2 = Layout(
 
 MMDET_PVT = Layout(
     name="mmdet_pvt",
-    source="mmdetection / mmsegmentation PyramidVisionTransformer (v1) backbones (backbone.layers.*)",
+    source="mmdetection's PyramidVisionTransformer (v1) backbones (backbone.layers.*)",
     signature=r"(?:backbone\.)?layers\.0\.1\.0\.pos_embed",
     prefix="backbone.",
     rows=_MM_EMBED_ROWS
