@@ -108,6 +108,11 @@ def test_summary_of_a_backbone(capsys):
     assert re.search(r"^total\s+3,319,392\s", out, re.M)
 
 
+def test_a_backbone_is_not_benchmarked_as_a_classifier(capsys):
+    code, _, err = run_main(["model=mit_b0", "task=benchmark"], capsys)
+    assert code == 2 and "model.features_only = true: task=benchmark times classifiers" in err
+
+
 def test_summary_with_pretrained_weights_elsewhere_reads_no_file(capsys):
     """The summary is meta-only: a config may name weights that live on another machine."""
     code, out, err = run_main(["model=pvt_v2_b0", "model.pretrained=/nonexistent/pvt_v2_b0.pth", "format=json"], capsys)
