@@ -19,8 +19,8 @@ _EXPORTS = {
     "ConfigError": "lucid_arch.config.checks",
     "ModelConfig": "lucid_arch.config.schema",
     "validate_model": "lucid_arch.config.checks",
-    "convert_state_dict": "lucid_arch.convert",
-    "load_pretrained": "lucid_arch.pretrained",
+    "convert_state_dict": "lucid_arch.weights",
+    "load_pretrained": "lucid_arch.weights",
     "PyramidVisionTransformer": "lucid_arch.model",
     "analyze": "lucid_arch.analysis",
 }

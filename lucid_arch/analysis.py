@@ -21,7 +21,7 @@ The command-line summary, the config-diff tool and the benchmarks all read this 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from .builder import resolve_spec
 from .config.checks import to_plain_dict
@@ -49,7 +49,7 @@ class StageReport:
 @dataclass(frozen=True)
 class ModelReport:
     name: str
-    img_size: int
+    img_size: Any  # as configured: one side, or (height, width)
     batch_size: int
     stages: tuple[StageReport, ...]
     head_params: int
@@ -57,8 +57,10 @@ class ModelReport:
     params: int
     flops: int
     attention_flops: int
-    feature_shapes: tuple[tuple[int, ...], ...]
-    logits_shape: tuple[int, ...]
+    feature_shapes: tuple[tuple[int, ...], ...]  # every built stage's map
+    logits_shape: Optional[tuple[int, ...]]  # None for a features_only backbone
+    out_indices: Optional[tuple[int, ...]] = None  # the maps a features_only backbone returns
+    input_size: tuple[int, int] = (0, 0)  # (height, width) analysed
 
     @property
     def gflops(self) -> float:
@@ -103,17 +105,17 @@ def _stage_prefixes(spec: ModelSpec, i: int) -> tuple[str, ...]:
     return prefixes
 
 
-def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> ModelReport:
+def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batch_size: int = 1) -> ModelReport:
     """Per-stage shapes, parameters and FLOPs of any config form (see :func:`build_model`).
 
-    ``img_size`` defaults to the config's own; the input is square.
+    ``img_size`` (one side, or [height, width]) defaults to the config's own.
     """
     import torch
 
     from .model import PyramidVisionTransformer
 
     raw = to_plain_dict(cfg)
-    spec = resolve_spec(raw if img_size is None else {**raw, "img_size": img_size})
+    spec = resolve_spec(raw if img_size is None else {**raw, "img_size": list(img_size) if isinstance(img_size, (list, tuple)) else img_size})
     probe_spec = replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages))
     with torch.device("meta"):
         probe = PyramidVisionTransformer(probe_spec)
@@ -156,5 +158,7 @@ def analyze(cfg: Any, img_size: Optional[int] = None, batch_size: int = 1) -> Mo
         flops=sum(st.flops for st in stages) + head_flops,
         attention_flops=sum(st.attention_flops for st in stages),
         feature_shapes=tuple((batch_size, s.dim, *s.grid) for s in spec.stages),
-        logits_shape=(batch_size, spec.num_classes or spec.num_features),
+        logits_shape=None if spec.features_only else (batch_size, spec.num_classes or spec.num_features),
+        out_indices=spec.out_indices,
+        input_size=spec.input_size,
     )

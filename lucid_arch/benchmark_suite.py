@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .benchmarking import Timing, compare, environment, top1_agreement
+from .config.geometry import image_hw
 from .inference import bf16_is_fast, prepare_for_inference
 
 OURS = "lucid_arch"
@@ -75,7 +76,7 @@ def share_weights(ours: nn.Module, references: Mapping[str, nn.Module]) -> dict[
     Returns the references that could not take them (another architecture: e.g. overrides that
     timm's preset does not know) with the reason; drop those from the comparison.
     """
-    from .convert import convert_state_dict
+    from .weights import convert_state_dict
 
     rejected: dict[str, str] = {}
     source = None
@@ -93,7 +94,7 @@ def share_weights(ours: nn.Module, references: Mapping[str, nn.Module]) -> dict[
 
 def _inputs(model: nn.Module, batch: int, img_size: int, device: str, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, 3, img_size, img_size, generator=gen).to(device)
+    return torch.randn(batch, 3, *image_hw(img_size), generator=gen).to(device)
 
 
 def _forward_thunk(model: nn.Module, x: torch.Tensor | Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:
@@ -222,7 +223,7 @@ def inference_agreement(fast: Callable[[torch.Tensor], torch.Tensor], plain: Cal
     fast_out, ref_out = [], []
     for start in range(0, n, chunk):
         b = min(chunk, n - start)
-        x = torch.randn(b, 3, img_size, img_size, generator=torch.Generator().manual_seed(1000 + start)).to(device)
+        x = torch.randn(b, 3, *image_hw(img_size), generator=torch.Generator().manual_seed(1000 + start)).to(device)
         fast_out.append(fast(x).float().cpu())
         ref_out.append(plain(x).float().cpu())
     a, ref = torch.cat(fast_out), torch.cat(ref_out)

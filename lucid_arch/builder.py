@@ -38,7 +38,7 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
     exceed the device's free memory is refused (see :mod:`lucid_arch.memory_check`).
 
     With ``pretrained`` set, the checkpoint is loaded over the initialisation (see
-    :func:`lucid_arch.pretrained.load_pretrained`); a head of another class count keeps its
+    :func:`lucid_arch.weights.load_pretrained`); a head of another class count keeps its
     initialisation. Under ``torch.device("meta")`` (analysis, summaries, the diff tool) the
     model is shapes only and the file is never read, so a config naming weights on another
     machine can still be analysed.
@@ -60,7 +60,7 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
 def load_configured_weights(model: PyramidVisionTransformer, config: ModelConfig) -> None:
     """Load ``config.pretrained`` into an initialised model; nothing for a meta model or no checkpoint."""
     if config.pretrained and not model.patch_embed.proj.weight.is_meta:
-        from .pretrained import load_pretrained  # safetensors and the file are only touched here
+        from .weights import load_pretrained  # safetensors and the file are only touched here
 
         log.info("%s: %s", model.spec.name, load_pretrained(model, config.pretrained))
 

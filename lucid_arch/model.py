@@ -4,6 +4,9 @@ It is assembled from a :class:`~lucid_arch.spec.ModelSpec`, never from a config 
 knows nothing of Hydra. State-dict names follow timm's ``pvt_v2`` (``patch_embed``,
 ``stages.{i}.downsample``, ``stages.{i}.blocks.{j}``, ``stages.{i}.norm``, ``head``); PVT v1
 adds ``stages.{i}.pos_embed`` and ``cls_token``.
+
+Built from a ``features_only`` spec it is a backbone for dense prediction: ``forward`` returns
+the selected stages' maps and ``feature_info`` describes them (timm's interface).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from .config.geometry import size_text
+from .features import FeatureInfo
 from .layers import Block, Mlp, PatchEmbed, SpatialReductionAttention, Stage
 from .layers.attention import tokens_to_map
 from .lucid_args import lucid_call
@@ -114,6 +119,7 @@ class PyramidVisionTransformer(nn.Module):
         self.num_prefix_tokens = int(spec.cls_token)
         self.pool = POOLS[spec.pool]()
         self.head = nn.Linear(self.num_features, spec.num_classes) if spec.num_classes > 0 else nn.Identity()
+        self.feature_info = FeatureInfo.from_spec(spec)
         if not self.patch_embed.proj.weight.is_meta:  # meta tensors hold no values: to_empty(), then init_weights()
             self.init_weights()
 
@@ -174,7 +180,7 @@ class PyramidVisionTransformer(nn.Module):
         if not spec.linear and spec.sr_ratio > min(h, w):
             raise ValueError(
                 f"input too small: stage {i}'s feature map is {h}x{w}, smaller than its sr_ratio "
-                f"{spec.sr_ratio}; feed larger images (this model expects about {self.spec.img_size} px) "
+                f"{spec.sr_ratio}; feed larger images (this model expects about {size_text(self.spec.input_size)} px) "
                 f"or lower model.sr_ratios[{i}]."
             )
 
@@ -184,6 +190,11 @@ class PyramidVisionTransformer(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool and classify the last stage's tokens (B, N, C), or, for mean pooling, its map (B, C, H, W)."""
+        if self.spec.features_only:
+            raise ValueError(
+                f"{self.spec.name} is a features_only backbone: it has no head; its forward returns the maps of "
+                f"stages {list(self.spec.out_indices)}. Build it with features_only=false to classify."
+            )
         if x.ndim == 4:
             if self.num_prefix_tokens:
                 raise ValueError("this model pools its class token, which a feature map does not hold: pass the token sequence")
@@ -191,10 +202,16 @@ class PyramidVisionTransformer(nn.Module):
         x = self.pool(x, self.num_prefix_tokens)
         return x if pre_logits else self.head(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Logits (B, num_classes); for a features_only backbone, the selected stages' maps."""
+        if self.spec.out_indices is not None:
+            maps = self._forward_stages(x)[0]
+            return [maps[i] for i in self.spec.out_indices]
         return self.forward_head(self._forward_stages(x)[1])
 
     def reset_classifier(self, num_classes: int) -> None:
+        if self.spec.features_only:
+            raise ValueError(f"{self.spec.name} is a features_only backbone: it has no classifier to reset.")
         self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if num_classes > 0:

@@ -2,6 +2,10 @@
 
 The builder turns these into modules and the analysis reads shapes and costs from them, so
 the two cannot disagree. Nothing here imports torch or Hydra.
+
+A ``features_only`` config resolves to a backbone: only the stages up to the last selected
+one, no class token and no LayerNorm that only the classifier reads (PVT v1's final norm), as
+the official detection code builds it.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .config.geometry import PatchGeometry, feature_sizes, patch_geometry
+from .config.geometry import PatchGeometry, feature_sizes, image_hw, patch_geometry, reductions
 from .config.schema import ModelConfig
 
 
@@ -25,6 +29,7 @@ class StageSpec:
     linear: bool
     patch: PatchGeometry
     grid: tuple[int, int]  # feature map (H, W) at img_size
+    reduction: int  # output stride: input pixels per feature-map pixel along each side
     pos_embed: bool
     cls_token: bool  # the class token is prepended to this stage's tokens
     norm: bool  # a LayerNorm closes the stage
@@ -63,10 +68,10 @@ class StageSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    img_size: int
+    img_size: int | tuple[int, int]  # as configured: one side, or (height, width)
     in_channels: int
-    num_classes: int
-    stages: tuple[StageSpec, ...]
+    num_classes: int  # 0 for a backbone
+    stages: tuple[StageSpec, ...]  # the stages built (a backbone stops at its last selected stage)
     pool: str
     mlp_dwconv: bool
     mlp_act: str
@@ -78,6 +83,17 @@ class ModelSpec:
     drop_rate: float
     attn_drop_rate: float
     drop_path_rate: float  # what the per-block rates rise to (each stage holds its blocks' rates)
+    out_indices: Optional[tuple[int, ...]] = None  # a backbone's returned stages; None: a classifier
+    stage_outputs: tuple[tuple[int, int], ...] = ()  # (channels, reduction) of every configured stage, built or not
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the nominal input."""
+        return image_hw(self.img_size)
+
+    @property
+    def features_only(self) -> bool:
+        return self.out_indices is not None
 
     @property
     def num_features(self) -> int:
@@ -95,15 +111,29 @@ def _linspace(end: float, n: int) -> list[float]:
     return [end * i / (n - 1) for i in range(n)]
 
 
+def selected_stages(cfg: ModelConfig) -> Optional[tuple[int, ...]]:
+    """A features_only config's stages, ascending, negative indices resolved; None for a classifier."""
+    if not cfg.features_only:
+        return None
+    n = len(cfg.embed_dims)
+    chosen = range(n) if cfg.out_indices is None else cfg.out_indices
+    return tuple(sorted({i % n for i in chosen}))
+
+
 def model_spec(cfg: ModelConfig) -> ModelSpec:
     """Resolve a *validated* config (see :func:`lucid_arch.config.validate_model`)."""
     n = len(cfg.embed_dims)
+    out_indices = selected_stages(cfg)
+    built = n if out_indices is None else out_indices[-1] + 1
     linear = list(cfg.linear) if isinstance(cfg.linear, (list, tuple)) else [bool(cfg.linear)] * n
     geometry = patch_geometry(cfg.patch_embed, n, cfg.patch_sizes, cfg.patch_strides)
-    grids = feature_sizes(cfg.img_size, cfg.img_size, geometry)
+    img_size = tuple(cfg.img_size) if isinstance(cfg.img_size, (list, tuple)) else cfg.img_size
+    grids = feature_sizes(*image_hw(img_size), geometry)
+    strides = reductions(geometry)
     rates = _linspace(cfg.drop_path_rate, sum(cfg.depths))
+    classifier = out_indices is None
     stages, start = [], 0
-    for i in range(n):
+    for i in range(built):
         last = i == n - 1
         stages.append(
             StageSpec(
@@ -117,18 +147,19 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
                 linear=linear[i],
                 patch=geometry[i],
                 grid=grids[i],
+                reduction=strides[i],
                 pos_embed=cfg.pos_embed,
-                cls_token=cfg.cls_token and last,
-                norm=cfg.norm_each_stage or last,
+                cls_token=cfg.cls_token and last and classifier,
+                norm=cfg.norm_each_stage or (last and classifier),
                 drop_path=tuple(rates[start : start + cfg.depths[i]]),
             )
         )
         start += cfg.depths[i]
     return ModelSpec(
         name=cfg.name,
-        img_size=cfg.img_size,
+        img_size=img_size,
         in_channels=cfg.in_channels,
-        num_classes=cfg.num_classes,
+        num_classes=cfg.num_classes if classifier else 0,
         stages=tuple(stages),
         pool=cfg.pool,
         mlp_dwconv=cfg.mlp_dwconv,
@@ -141,4 +172,6 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
         drop_rate=cfg.drop_rate,
         attn_drop_rate=cfg.attn_drop_rate,
         drop_path_rate=cfg.drop_path_rate,
+        out_indices=out_indices,
+        stage_outputs=tuple(zip(cfg.embed_dims, strides)),
     )

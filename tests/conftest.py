@@ -25,6 +25,17 @@ OFFICIAL_PARAMS = {
     "pvt_v2_b5": 81_956_008,
 }
 
+# SegFormer's MiT encoders (conf/model/mit_b*.yaml): Hugging Face's SegformerModel for the same
+# configs (transformers 5.24, counted on the meta device); no head.
+MIT_PARAMS = {
+    "mit_b0": 3_319_392,
+    "mit_b1": 13_151_424,
+    "mit_b2": 24_196_288,
+    "mit_b3": 44_072_128,
+    "mit_b4": 60_842_688,
+    "mit_b5": 81_443_008,
+}
+
 # lucid 2.x's documented counts, and the overrides that reproduce them.
 LUCID_PARAMS = {
     "pvt_tiny": ({"attn_proj": False}, 12_457_192),

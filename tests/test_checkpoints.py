@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lucid_arch
-from lucid_arch.convert import convert_state_dict, detect_layout
+from lucid_arch.weights import convert_state_dict, detect_layout
 
 from conftest import FIXTURES
 

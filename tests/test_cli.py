@@ -87,6 +87,32 @@ def test_json_summary_of_every_variant(name, capsys):
     assert summary["sources"][-1].endswith(f"{name}.yaml")
 
 
+def test_summary_at_height_and_width(capsys, monkeypatch, tmp_path):
+    """The README's command: pvt_v2_b0's stage maps and GFLOPs at 512x1024."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(["model=pvt_v2_b0", "model.img_size=[512,1024]", "format=text"], capsys)
+    assert code == 0, err
+    report = lucid_arch.analyze(lucid_arch.load_config("pvt_v2_b0", ["model.img_size=[512,1024]"]))
+    assert out.startswith(f"pvt_v2_b0 at 512x1024: 3.67 M parameters, {report.gflops:.3f} GFLOPs")
+    assert [line.split()[1] for line in out.splitlines() if re.match(r"^[0-3] ", line)] == ["128x256", "64x128", "32x64", "16x32"]
+    assert "forward_features: 1x32x128x256, 1x64x64x128, 1x160x32x64, 1x256x16x32" in out
+    record = json.loads(only(list(tmp_path.glob("outputs/*/*/summary.json"))).read_text())
+    assert record["summary"]["input_size"] == [512, 1024] and record["summary"]["img_size"] == [512, 1024]
+
+
+def test_summary_of_a_backbone(capsys):
+    code, out, err = run_main(["model=mit_b0", "model.out_indices=[1,2,3]", "format=text"], capsys)
+    assert code == 0, err
+    assert "features (out_indices [1, 2, 3]): 1x64x28x28, 1x160x14x14, 1x256x7x7" in out
+    assert "logits" not in out and not re.search(r"^head ", out, re.M)
+    assert re.search(r"^total\s+3,319,392\s", out, re.M)
+
+
+def test_a_backbone_is_not_benchmarked_as_a_classifier(capsys):
+    code, _, err = run_main(["model=mit_b0", "task=benchmark"], capsys)
+    assert code == 2 and "model.features_only = true: task=benchmark times classifiers" in err
+
+
 def test_summary_with_pretrained_weights_elsewhere_reads_no_file(capsys):
     """The summary is meta-only: a config may name weights that live on another machine."""
     code, out, err = run_main(["model=pvt_v2_b0", "model.pretrained=/nonexistent/pvt_v2_b0.pth", "format=json"], capsys)

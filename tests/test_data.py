@@ -29,6 +29,7 @@ from lucid_arch.data import (
     to_float,
 )
 from lucid_arch.data.augment import crop_boxes
+from lucid_arch.data.folder import load_image
 from lucid_arch.data.shapes import CHUNK, CLASSES
 
 
@@ -104,6 +105,15 @@ def test_shapes_sizes(size):
     # Something is drawn: every image spans a real range of values.
     spread = ds.images.flatten(1).float()
     assert (spread.max(1).values - spread.min(1).values).min() > 60
+
+
+def test_shapes_at_height_and_width_keep_the_square_scene_whole():
+    square = ShapesDataset(6, image_size=32, seed=4)
+    wide, tall = ShapesDataset(6, image_size=(32, 48), seed=4), ShapesDataset(6, image_size=[48, 32], seed=4)
+    assert wide.images.shape == (6, 3, 32, 48) and tall.images.shape == (6, 3, 48, 32)
+    assert torch.equal(wide.images[..., 8:40], square.images) and torch.equal(tall.images[:, :, 8:40], square.images)
+    assert torch.equal(wide.images[..., :8], square.images[..., :1].expand(-1, -1, -1, 8))  # edge pixels repeated
+    assert torch.equal(wide.labels, square.labels) and "32x48" in repr(wide)
 
 
 def test_shapes_bad_arguments():
@@ -233,6 +243,20 @@ def test_folder_decodes_resizes_and_center_crops(tmp_path):
     assert grey.shape == (3, 32, 32) and label == 1 and grey.eq(128).all()
 
 
+def test_folder_at_height_and_width_covers_then_crops(tmp_path):
+    image = Image.new("RGB", (100, 50), (255, 0, 0))
+    image.paste((0, 0, 255), (50, 0, 100, 50))  # left half red, right half blue
+    image.save(save(tmp_path / "a" / "wide.png"))
+    save(tmp_path / "b" / "tall.png", (30, 90))
+    x = load_image(tmp_path / "a" / "wide.png", (16, 48))
+    # Covering 18 x 55 (16 / 0.875, 48 / 0.875): the width binds, 100 x 50 -> 55 x 28, central 48 x 16.
+    assert x.shape == (3, 16, 48) and x[:, 8, 2].tolist() == [255, 0, 0] and x[:, 8, 45].tolist() == [0, 0, 255]
+    assert load_image(tmp_path / "b" / "tall.png", [40, 24]).shape == (3, 40, 24)
+    assert torch.equal(load_image(tmp_path / "a" / "wide.png", (32, 32)), load_image(tmp_path / "a" / "wide.png", 32))
+    empty, _ = collate_skip_bad([None], image_size=(16, 48))
+    assert empty.shape == (0, 3, 16, 48)
+
+
 def test_folder_bad_files_are_skipped_and_named_once(tree, capfd):
     ds = ImageFolder(tree, 16, "train", val_fraction=0.01, seed=0)
     bad = [i for i, (p, _) in enumerate(ds.samples) if Path(p).name in BAD]
@@ -359,6 +383,13 @@ def test_build_datasets_shapes_from_a_dictconfig():
     assert (len(train), len(val)) == (30, 20) and classes == list(CLASSES)
     assert torch.equal(train.images, ShapesDataset(30, 16, 5, "train").images)
     assert not torch.equal(train.images[:20], val.images)
+
+
+def test_build_datasets_at_height_and_width(tree):
+    train, _, _ = build_datasets(OmegaConf.structured(DataConfig(num_train=4, num_val=2, image_size=[16, 24])))
+    assert train.images.shape == (4, 3, 16, 24)
+    folder, _, _ = build_datasets(DataConfig(dataset="folder", root=str(tree), image_size=[16, 24], val_fraction=0.3))
+    assert next(item for item in folder if item is not None)[0].shape == (3, 16, 24)
 
 
 def test_build_datasets_folder(tree):

@@ -212,6 +212,23 @@ def test_overrides_per_side_and_for_both(capsys):
     assert report["old"]["overrides"] == ["model.img_size=64", "model.num_classes=10"]
 
 
+def test_a_square_model_against_the_same_at_height_and_width(capsys):
+    code = main(["pvt_v2_b0", "pvt_v2_b0", "--new", "model.img_size=[512,1024]"])
+    out = capsys.readouterr().out
+    assert code == 1 and "Stages at 224x224 px → 512x1024 px" in out
+    code, report = run_json(capsys, "pvt_v2_b0", "pvt_v2_b0", "--new", "model.img_size=[512,1024]")
+    assert changes(report) == {"model.img_size": (224, [512, 1024])}
+    total = report["costs"][-1]
+    assert total["old_params"] == total["new_params"] and total["new_flops"] > 10 * total["old_flops"]
+
+
+def test_a_classifier_against_its_backbone(capsys):
+    code, report = run_json(capsys, "pvt_tiny", "pvt_tiny", "--new", "model.features_only=true", "--new", "model.out_indices=[0,1]")
+    assert code == 1 and len(report["stages"]) == 4 and [s["status"] for s in report["stages"][2:]] == ["removed", "removed"]
+    removed = {r["key"] for r in report["checkpoint"]["removed"]}
+    assert {"cls_token", "head.weight", "stages.3.norm.weight"} <= removed
+
+
 STAGE5 = [
     "model.embed_dims=[32,64,160,256,256]",
     "model.depths=[2,2,2,2,1]",

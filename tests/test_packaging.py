@@ -21,6 +21,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 VARIANTS = [
+    "mit_b0",
+    "mit_b1",
+    "mit_b2",
+    "mit_b3",
+    "mit_b4",
+    "mit_b5",
     "pvt_huge",
     "pvt_large",
     "pvt_medium",

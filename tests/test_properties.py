@@ -50,22 +50,37 @@ def grid_sizes(cfg: dict, height: int, width: int) -> list[tuple[int, int]]:
     return out
 
 
+def image_hw(cfg: dict) -> tuple[int, int]:
+    img = cfg.get("img_size", 224)
+    return (img[0], img[1]) if isinstance(img, (list, tuple)) else (img, img)
+
+
+def built_stages(cfg: dict) -> tuple[int, list[int] | None]:
+    """(stages built, the stages a backbone returns or None): a backbone stops at its last selected stage."""
+    n = len(cfg["embed_dims"])
+    if not cfg.get("features_only", False):
+        return n, None
+    picked = sorted({i % n for i in (cfg.get("out_indices") or range(n))})
+    return picked[-1] + 1, picked
+
+
 def expected_params(cfg: dict) -> int:
-    """Closed-form parameter count of a PVT config (v1, v2 or any mix)."""
-    dims = list(cfg["embed_dims"])
-    n = len(dims)
+    """Closed-form parameter count of a PVT config (v1, v2 or any mix; a classifier or a backbone)."""
+    n_all = len(cfg["embed_dims"])
+    n, picked = built_stages(cfg)
+    backbone = picked is not None
+    dims = list(cfg["embed_dims"])[:n]
     in_ch = cfg.get("in_channels", 3)
     qkv_bias = cfg.get("qkv_bias", True)
     attn_proj = cfg.get("attn_proj", True)
     dwconv = cfg.get("mlp_dwconv", True)
     norm_each = cfg.get("norm_each_stage", True)
     pos = cfg.get("pos_embed", False)
-    cls = cfg.get("cls_token", False)
-    num_classes = cfg.get("num_classes", 1000)
-    linear = _per_stage_linear(cfg, n)
+    cls = cfg.get("cls_token", False) and not backbone  # a class token serves only the classifier
+    num_classes = 0 if backbone else cfg.get("num_classes", 1000)
+    linear = _per_stage_linear(cfg, n_all)
     geometry = _patch_geometry(cfg)
-    img = cfg.get("img_size", 224)
-    grids = grid_sizes(cfg, img, img)
+    grids = grid_sizes(cfg, *image_hw(cfg))
 
     def layer_norm(d: int) -> int:
         return 2 * d
@@ -78,7 +93,7 @@ def expected_params(cfg: dict) -> int:
 
     total = 0
     for i, d in enumerate(dims):
-        last = i == n - 1
+        last = i == n_all - 1  # the configured last stage: a backbone may stop before it
         k = geometry[i][0]
         c_in = in_ch if i == 0 else dims[i - 1]
         total += conv(c_in, d, k) + layer_norm(d)  # patch embedding
@@ -96,7 +111,7 @@ def expected_params(cfg: dict) -> int:
         if dwconv:
             block += conv(h, h, 3, groups=h)
         total += cfg["depths"][i] * block
-        if norm_each or last:
+        if norm_each or (last and not backbone):  # v1's final norm only feeds the head
             total += layer_norm(d)
         if pos:
             gh, gw = grids[i]
@@ -186,10 +201,13 @@ def pvt_configs(draw, max_img: int = 96) -> dict[str, Any]:
             if draw(st.booleans()):
                 first = draw(st.sampled_from([3, 4]))  # first stride >= 3 keeps the token count small
                 cfg["patch_strides"] = [first] + draw(st.lists(st.sampled_from([1, 2]), min_size=n - 1, max_size=n - 1))
-    # Smallest img_size keeping every stage at >= 1 pixel, then some slack (bounded for speed).
+    # Smallest side keeping every stage at >= 1 pixel, then some slack (bounded for speed); half the
+    # configs are non-square ([height, width]).
     lowest = next(s for s in range(1, 2049) if min(min(g) for g in grid_sizes(cfg, s, s)) >= 1)
-    cfg["img_size"] = draw(st.integers(max(lowest, 16), max(lowest, 16) + max_img - 16), label="img_size")
-    grids = grid_sizes(cfg, cfg["img_size"], cfg["img_size"])
+    sides = st.integers(max(lowest, 16), max(lowest, 16) + max_img - 16)
+    height = draw(sides, label="height")
+    cfg["img_size"] = [height, draw(sides, label="width")] if draw(st.booleans(), label="non_square") else height
+    grids = grid_sizes(cfg, *image_hw(cfg))
 
     if draw(st.booleans(), label="linear_as_list"):
         linear = draw(st.lists(st.booleans(), min_size=n, max_size=n))
@@ -208,6 +226,9 @@ def pvt_configs(draw, max_img: int = 96) -> dict[str, Any]:
         else:
             sr.append(draw(st.integers(1, min(gh, gw, 8))))
     cfg["sr_ratios"] = sr
+    if draw(st.booleans(), label="backbone"):
+        cfg["features_only"] = True
+        cfg["out_indices"] = draw(st.one_of(st.none(), st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True)), label="out_indices")
     return cfg
 
 
@@ -216,11 +237,17 @@ def _check_forward(model: torch.nn.Module, cfg: dict, height: int, width: int) -
     with torch.no_grad():
         out = model(x)
         maps = model.forward_features(x)
+    n, picked = built_stages(cfg)
+    grids = grid_sizes(cfg, height, width)
+    if picked is not None:  # a backbone: the selected maps, from the stages built
+        assert len(maps) == n
+        assert [tuple(m.shape) for m in out] == [(2, cfg["embed_dims"][i], *grids[i]) for i in picked]
+        assert all(torch.equal(o, maps[i]) for o, i in zip(out, picked))
+        return
     d_last = cfg["embed_dims"][-1]
     expected_out = (2, cfg["num_classes"]) if cfg["num_classes"] > 0 else (2, d_last)
     assert tuple(out.shape) == expected_out
     assert torch.isfinite(out).all()
-    grids = grid_sizes(cfg, height, width)
     assert len(maps) == len(cfg["embed_dims"])
     for m, d, (gh, gw) in zip(maps, cfg["embed_dims"], grids):
         assert tuple(m.shape) == (2, d, gh, gw)
@@ -235,9 +262,9 @@ def _check_forward(model: torch.nn.Module, cfg: dict, height: int, width: int) -
 def test_random_config_builds_counts_and_runs(cfg):
     model = build_model(cfg).eval()
     assert count_params(model) == expected_params(cfg)
-    size = cfg["img_size"]
-    _check_forward(model, cfg, size, size)
-    _check_forward(model, cfg, size, size + 16)
+    height, width = image_hw(cfg)
+    _check_forward(model, cfg, height, width)
+    _check_forward(model, cfg, height, width + 16)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -260,11 +287,15 @@ def test_analysis_extrapolated_from_one_block_per_stage_equals_the_full_model(cf
     report = analyze(cfg, batch_size=2)
     with torch.device("meta"):
         model = build_model(cfg).eval()
-        x = torch.empty(2, cfg["in_channels"], cfg["img_size"], cfg["img_size"])
+        x = torch.empty(2, cfg["in_channels"], *image_hw(cfg))
     with FlopCounterMode(display=False) as counter:
         logits = model(x)
     maps = model.forward_features(x)
     assert report.params == count_params(model) == expected_params(cfg)
     assert report.flops == counter.get_total_flops()
     assert report.feature_shapes == tuple(tuple(m.shape) for m in maps)
-    assert report.logits_shape == tuple(logits.shape)
+    assert report.input_size == image_hw(cfg)
+    if cfg.get("features_only"):
+        assert report.logits_shape is None and [report.feature_shapes[i] for i in report.out_indices] == [tuple(o.shape) for o in logits]
+    else:
+        assert report.logits_shape == tuple(logits.shape)

@@ -12,7 +12,7 @@ import lucid_arch
 from lucid_arch.config import ModelConfig
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
-ROW = re.compile(r"^\| (pvt_\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*([\d.]+) \|$", re.M)
+ROW = re.compile(r"^\| ((?:pvt|mit)_\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*([\d.]+) \|$", re.M)
 
 
 def test_variant_table_lists_every_model_with_its_analysed_figures():
@@ -67,3 +67,36 @@ def test_the_training_example_is_what_its_experiment_left():
         assert int(r["params"]) == lucid_arch.analyze(trained).params
         assert f"{int(r['params']):,}" in text
     assert (example / "run/sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    return README[start : README.index("\n## ", start + 1)]
+
+
+def test_the_backbone_example_prints_what_its_comments_say(capsys):
+    block = re.search(r"```python\n(.*?)```", _section("Backbones and checkpoints"), re.S).group(1)
+    exec(compile(block, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    promised = [line.split("# ", 1)[1] for line in block.splitlines() if line.startswith("print(")]
+    assert printed == promised
+
+
+def test_the_non_square_backbone_summary_is_what_the_app_prints(capsys, tmp_path, monkeypatch):
+    from conftest import run_main
+
+    console = re.search(r"```console\n\$ lucid-arch (.*?)\n(.*?)```", _section("Backbones and checkpoints"), re.S)
+    argv = [a.strip("'") for a in console.group(1).split()]
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main([*argv, "format=text"], capsys)
+    assert code == 0, err
+    assert out == console.group(2)
+    wide = lucid_arch.analyze(lucid_arch.load_config("pvt_v2_b0", ["model.img_size=[512,1024]"]))
+    assert f"512×1024 ({wide.gflops:.3f} GFLOPs)" in README
+
+
+def test_the_layout_table_lists_every_layout():
+    from lucid_arch.weights.layouts import LAYOUTS
+
+    table = re.findall(r"^\| `(\w+)`(?:, `(\w+)`)? \|", _section("Backbones and checkpoints"), re.M)
+    assert sorted(name for row in table for name in row if name) == sorted(LAYOUTS)

@@ -124,6 +124,19 @@ def test_outputs_weights_config_and_checkpoints(capsys):
     assert "val acc" in out and "epoch" in out and str(run.resolve() / "model.safetensors") in out
 
 
+def test_trains_at_height_and_width(capsys):
+    code, out, err = run_main([*SMALL_RUN, "task.data.image_size=[32,48]", "task.data.num_train=64", "task.epochs=1",
+                               "format=text", "hydra.run.dir=wide"], capsys)
+    assert code == 0, err
+    saved = yaml.safe_load(Path("wide/config.yaml").read_text())
+    assert saved["model"]["img_size"] == [32, 48] and saved["task"]["data"]["image_size"] == [32, 48]
+    summary = json.loads(Path("wide/summary.json").read_text())
+    trained = load_config("pvt_v2_b0", [o for o in TINY] + ["model.num_classes=10", "model.img_size=[32,48]"])
+    from lucid_arch import analyze
+
+    assert summary["metrics"]["gflops"] == round(analyze(trained).gflops, 4) and "at 32x48 px" in out
+
+
 # -------------------------------------------------------------------------------------- resume
 
 
@@ -199,6 +212,9 @@ def test_resume_auto_in_a_fresh_directory_starts_from_scratch(capsys):
         ("task.batch_size=1000", "task.batch_size = 1000 is larger than the 256 training images"),
         ("task.data.root=/nonexistent task.data.dataset=folder", "/nonexistent"),
         ("model.pretrained=/nonexistent/w.safetensors", "/nonexistent/w.safetensors"),
+        ("task.data.image_size=[32]", "task.data.image_size = [32]: give one side or [height, width]"),
+        ("model.features_only=true", "model.features_only = true: task=train trains a classifier"),
+        ("task.data.image_size=0", "task.data.image_size = 0: give one side or [height, width]"),
     ],
 )
 def test_bad_training_settings_are_one_paragraph_errors(override, message, capsys):

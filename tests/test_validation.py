@@ -821,3 +821,52 @@ def test_random_corruption_is_rejected_at_its_key(case):
     with pytest.raises(ConfigError) as info:
         validate_model(cfg)
     assert key in keys(info.value.problems)
+
+
+# --------------------------------------------------------------------------------------------
+# non-square img_size, and a backbone's out_indices
+# --------------------------------------------------------------------------------------------
+
+
+def test_img_size_as_height_and_width():
+    assert check_model(with_(img_size=[512, 1024])) == []
+    assert validate_model(with_(img_size=(96, 160))).img_size == [96, 160]
+
+
+@pytest.mark.parametrize("value", [[224], [224, 224, 3], [224.0, 224], ["512", 1024], [True, 224], {"h": 1}])
+def test_img_size_neither_a_side_nor_height_and_width(value):
+    p = only_problem(with_(img_size=value))
+    assert p.key == "model.img_size" and "expected an integer (a square input's side) or [height, width]" in p.message
+
+
+def test_img_size_sides_at_least_one_pixel():
+    p = only_problem(with_(img_size=[0, 64]))
+    assert p.key == "model.img_size[0]" and "img_size[0] = 0: must be at least 1" in p.message
+    p = only_problem(with_(img_size=[64, 99999]))
+    assert p.key == "model.img_size[1]" and "must be at most 16,384" in p.message
+
+
+def test_a_thin_input_names_the_stage_and_its_map():
+    p = only_problem(with_(patch_embed="non_overlapping", img_size=[32, 256], sr_ratios=[16, 1, 1, 1]))
+    assert p.key == "model.sr_ratios[0]" and "stage 0's 8x64 feature map at img_size=[32, 256]; use at most 8" in p.message
+
+
+def test_out_indices_select_stages_of_a_backbone():
+    assert check_model(with_(features_only=True, out_indices=[1, 2, -1])) == []
+    assert check_model(with_(features_only=True)) == []  # null: every stage
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "gist"),
+    [
+        ({"out_indices": [1, 2]}, "model.out_indices", "set features_only=true, or out_indices=null"),
+        ({"features_only": True, "out_indices": [1, 4]}, "model.out_indices[1]", "the model has 4 stages; use 0..3 (or -4..-1"),
+        ({"features_only": True, "out_indices": [3, -1]}, "model.out_indices[1]", "stage 3 is selected twice"),
+        ({"features_only": True, "out_indices": []}, "model.out_indices", "select at least one stage"),
+        ({"features_only": True, "out_indices": [1.5]}, "model.out_indices[0]", "expected an integer"),
+        ({"features_only": "yes"}, "model.features_only", "expected true or false"),
+    ],
+)
+def test_out_indices_problems(changes, key, gist):
+    p = only_problem(with_(**changes))
+    assert p.key == key and gist in p.message

@@ -9,12 +9,23 @@ import yaml
 import lucid_arch
 from lucid_arch.config import config_dir
 
-from conftest import LUCID_PARAMS, OFFICIAL_PARAMS, num_params
+from conftest import LUCID_PARAMS, MIT_PARAMS, OFFICIAL_PARAMS, num_params
 
 
-def test_list_models_is_exactly_the_twelve_variants():
-    assert lucid_arch.list_models() == sorted(OFFICIAL_PARAMS)
+def test_list_models_is_exactly_the_twelve_pvts_and_six_mits():
+    assert lucid_arch.list_models() == sorted({**OFFICIAL_PARAMS, **MIT_PARAMS})
     assert lucid_arch.list_models("pvt_v2_b2*") == ["pvt_v2_b2", "pvt_v2_b2_li"]
+
+
+@pytest.mark.parametrize("name", sorted(MIT_PARAMS))
+def test_mit_encoders_count_what_hugging_face_segformer_counts(name):
+    with torch.device("meta"):
+        model = lucid_arch.create_model(name)
+    assert num_params(model) == MIT_PARAMS[name]
+    pvt = lucid_arch.load_config(name.replace("mit", "pvt_v2")).model
+    assert [s.dim for s in model.spec.stages] == pvt.embed_dims and [s.depth for s in model.spec.stages] == pvt.depths
+    assert [s.mlp_ratio for s in model.spec.stages] == [4.0] * 4 and model.spec.features_only
+    assert _own_keys(name) == {"name", "mlp_ratios", "num_classes", "features_only"}
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))

@@ -67,6 +67,9 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..benchmarking import format_table
     from ..builder import build_model
 
+    if model_cfg.features_only:
+        raise ConfigError([Problem("model.features_only", "model.features_only = true: task=benchmark times classifiers "
+                                   "(logits, training steps, agreement with timm); set model.features_only=false.")], job.model_choice)
     task = OmegaConf.to_container(cfg.task, resolve=True)
     settings = _settings(task, model_cfg)
     if task.get("threads"):

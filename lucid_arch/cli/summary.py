@@ -1,4 +1,4 @@
-"""The ``summary`` task: what an architecture is and costs, per stage, at its ``img_size``.
+"""The ``summary`` task: what an architecture is and costs, per stage, at its ``img_size`` (H x W).
 
 Everything comes from :func:`lucid_arch.analyze` on the meta device, so pvt_huge prints as
 fast as b0 and nothing is allocated. The record returned here becomes the job's summary.json;
@@ -80,20 +80,22 @@ def summary_table(s: dict[str, Any]) -> Table:
         for st in s["stages"]
     ]
     blank = [""] * 10
-    totals = [
-        ["head", *blank, f"{s['head_params']:,}", gflops(s["head_flops"])],
-        ["total", *blank, f"{s['params']:,}", gflops(s["flops"])],
-    ]
+    head = [] if s.get("out_indices") is not None else [["head", *blank, f"{s['head_params']:,}", gflops(s["head_flops"])]]
+    totals = [*head, ["total", *blank, f"{s['params']:,}", gflops(s["flops"])]]
     batch = f", batch {s['batch_size']}" if s["batch_size"] != 1 else ""
+    if s.get("out_indices") is None:
+        outputs = [("forward_features", ", ".join(_shape(x) for x in s["feature_shapes"])), ("logits", _shape(s["logits_shape"]))]
+    else:  # a backbone: its forward returns the selected maps
+        picked = ", ".join(_shape(s["feature_shapes"][i]) for i in s["out_indices"])
+        outputs = [(f"features (out_indices {list(s['out_indices'])})", picked)]
     return Table(
-        title=f"{s['name']} at {s['img_size']}x{s['img_size']}{batch}: {s['params'] / 1e6:.2f} M parameters, {s['gflops']:.3f} GFLOPs",
+        title=f"{s['name']} at {_shape(s['input_size'])}{batch}: {s['params'] / 1e6:.2f} M parameters, {s['gflops']:.3f} GFLOPs",
         columns=["stage", "feature map", "tokens", "dim", "heads", "head dim", "sr", "kv tokens", "linear", "mlp ratio", "depth", "params", "GFLOPs"],
         rows=rows,
         right=frozenset({2, 3, 4, 5, 6, 7, 9, 10, 11, 12}),
         totals=totals,
         notes=[
-            ("forward_features", ", ".join(_shape(x) for x in s["feature_shapes"])),
-            ("logits", _shape(s["logits_shape"])),
+            *outputs,
             ("GFLOPs", f"a multiply-add counts 2; attention matmuls included ({s['attention_flops'] / 1e9:.3f} of them)"),
             ("config", " -> ".join(s["sources"]) or "(not recorded)"),
         ],

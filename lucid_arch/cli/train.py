@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, ModelConfig, Problem
+from ..config.geometry import image_hw, size_text
 from ..config.train_schema import check_train
 from ..tables import Table, emit, show
 from .jobs import Job
@@ -21,7 +22,7 @@ from .jobs import Job
 def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..analysis import analyze
     from ..data import DatasetError
-    from ..pretrained import CheckpointError
+    from ..weights import CheckpointError
     from ..training import fit
     from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
     from ..training.distributed import launched_rank
@@ -71,7 +72,7 @@ def _pct(value: Any) -> str:
 def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
     headline = (f"{result.model_config.name}: val acc {metrics['val_acc']:.2%} (best {metrics['best_val_acc']:.2%}), "
                 f"{metrics['params'] / 1e6:.2f} M parameters, {metrics['gflops']:.3f} GFLOPs at "
-                f"{result.model_config.img_size}px, {metrics['train img/s']:,.0f} img/s, {metrics['train min']:.1f} min")
+                f"{size_text(image_hw(result.model_config.img_size))} px, {metrics['train img/s']:,.0f} img/s, {metrics['train min']:.1f} min")
     if job.format == "json":
         emit(json.dumps({"metrics": metrics, "history": result.history}, indent=2))
         return

@@ -2,7 +2,8 @@
 
 from .checks import ConfigError, Problem, check_model, validate_model
 from .compose import config_dir, list_models, load_config
-from .schema import ModelConfig, register_configs
+from .schema import ModelConfig
+from .store import register_configs
 
 __all__ = [
     "ConfigError",

@@ -15,7 +15,7 @@ import typing
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Iterable, Mapping, Optional
 
-from .geometry import default_patch_sizes, feature_sizes, patch_geometry
+from .geometry import default_patch_sizes, feature_sizes, image_hw, patch_geometry
 from .schema import (
     MAX_BLOCKS,
     MAX_MLP_RATIO,
@@ -127,7 +127,18 @@ def _pretrained_problems(key: str, value: Any) -> list[Problem]:
     ]
 
 
-_CUSTOM_TYPE_CHECKS = {"linear": _linear_problems, "pretrained": _pretrained_problems}
+def _img_size_problems(key: str, value: Any) -> list[Problem]:
+    """One side (an integer) or [height, width]."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if is_int(value) or (isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) for v in value)):
+        return []
+    return [Problem(key, f"{key} = {value!r}: expected an integer (a square input's side) or [height, width], e.g. [512, 1024].")]
+
+
+_CUSTOM_TYPE_CHECKS = {"linear": _linear_problems, "pretrained": _pretrained_problems, "img_size": _img_size_problems}
+
 
 
 # --- cross-field rules ---------------------------------------------------------------------
@@ -202,6 +213,7 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
                     f"mlp_ratios[{i}] = {v}: gives the MLP of stage {i} no hidden unit (embed_dims[{i}] * mlp_ratios[{i}] < 1); use a larger ratio.",
                 )
                 bad.add("mlp_ratios")
+    out_indices_problems(cfg, bad, n, add)
     if ok("norm_eps") and not _positive(cfg["norm_eps"]):
         add("norm_eps", f"norm_eps = {cfg['norm_eps']}: must be a positive, finite number.")
     if ok("qk_scale") and cfg["qk_scale"] is not None and not _positive(cfg["qk_scale"]):
@@ -264,7 +276,7 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
         geometry = patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])
         linear = _as_list(cfg["linear"], n)
         size = cfg["img_size"]
-        for i, (h, w) in enumerate(feature_sizes(size, size, geometry)):
+        for i, (h, w) in enumerate(feature_sizes(*image_hw(size), geometry)):
             if h < 1 or w < 1:
                 add("img_size", f"img_size = {size}: too small, stage {i}'s feature map would be {h}x{w}; use a larger img_size or fewer stages.")
                 break
@@ -275,6 +287,25 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
                     f"sr_ratios[{i}] = {sr}: larger than stage {i}'s {h}x{w} feature map at img_size={size}; use at most {min(h, w)}.",
                 )
     return out
+
+
+def out_indices_problems(cfg: Mapping[str, Any], bad: set[str], n: int, add) -> None:
+    """out_indices: needs features_only, each a stage of the n (negative from the end), no repeats."""
+    if "out_indices" in bad or cfg["out_indices"] is None:
+        return
+    if "features_only" not in bad and not cfg["features_only"]:
+        add("out_indices", f"out_indices = {cfg['out_indices']}: only a backbone returns selected stages; "
+            "set features_only=true, or out_indices=null.")
+        return
+    seen: set[int] = set()
+    for i, v in enumerate(cfg["out_indices"]):
+        if not -n <= v < n:
+            add(f"out_indices[{i}]", f"out_indices[{i}] = {v}: the model has {n} stages; use 0..{n - 1} (or -{n}..-1 from the end).")
+        elif v % n in seen:
+            add(f"out_indices[{i}]", f"out_indices[{i}] = {v}: stage {v % n} is selected twice.")
+        seen.add(v % n)
+    if not cfg["out_indices"]:
+        add("out_indices", "out_indices = []: select at least one stage, or null for all of them.")
 
 
 # --- entry points ----------------------------------------------------------------------------
@@ -339,6 +370,8 @@ def validate_model(cfg: Any, source: Optional[str] = None, prefix: str = "model"
         if isinstance(value, tuple):
             values[name] = list(value)
     values["mlp_ratios"] = [float(r) for r in values["mlp_ratios"]]
+    if isinstance(values["img_size"], list):
+        values["img_size"] = [int(v) for v in values["img_size"]]
     if values["pretrained"] is not None:  # a pathlib.Path from Python callers
         values["pretrained"] = os.fspath(values["pretrained"])
     return ModelConfig(**values)

@@ -6,13 +6,25 @@ specs the builder and the analysis read, so both agree on every shape by constru
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 
 class PatchGeometry(NamedTuple):
     kernel: int
     stride: int
     padding: int
+
+
+def image_hw(img_size: Any) -> tuple[int, int]:
+    """(height, width) of a checked ``img_size``: one side (a square), or [height, width]."""
+    if isinstance(img_size, (list, tuple)):
+        return int(img_size[0]), int(img_size[1])
+    return int(img_size), int(img_size)
+
+
+def size_text(hw: Sequence[int]) -> str:
+    """'512x1024' for reports and messages."""
+    return "x".join(str(int(v)) for v in hw)
 
 
 def default_patch_sizes(patch_embed: str, num_stages: int) -> list[int]:
@@ -44,6 +56,15 @@ def patch_geometry(
 
 def conv_out(size: int, g: PatchGeometry) -> int:
     return (size + 2 * g.padding - g.kernel) // g.stride + 1
+
+
+def reductions(geometry: Sequence[PatchGeometry]) -> list[int]:
+    """Output stride of every stage: the product of the patch strides so far."""
+    out, total = [], 1
+    for g in geometry:
+        total *= g.stride
+        out.append(total)
+    return out
 
 
 def feature_sizes(height: int, width: int, geometry: Sequence[PatchGeometry]) -> list[tuple[int, int]]:

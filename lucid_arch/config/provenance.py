@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .checks import ConfigError
-from .compose import PRIMARY_CONFIG, Dirs, _hydra_initialized, _model_choice, config_dir, explain_error
+from .hydra_session import PRIMARY_CONFIG, Dirs, _hydra_initialized, _model_choice, config_dir, explain_error
 from .model_files import display_path, top_level_lines
-from .schema import field_names, register_configs
+from .schema import field_names
+from .store import register_configs
 
 SCHEMA_SOURCE = "schema default"  # the typed dataclass ModelConfig, ConfigStore's model/_schema
 OVERRIDE_PREFIX = "override "

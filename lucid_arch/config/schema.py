@@ -6,8 +6,8 @@ at composition time. Cross-field rules (list lengths, divisibility, ranges) live
 :mod:`lucid_arch.config.checks`.
 
 Each field's ``help`` metadata documents it; the CLI and the README read it from here, so the
-documentation cannot drift from the schema. This module imports neither torch nor Hydra's
-runtime beyond the ConfigStore, which keeps ``--help`` and tab completion fast.
+documentation cannot drift from the schema. This module imports neither torch nor Hydra
+(:mod:`lucid_arch.config.store` registers it), which keeps ``--help`` and tab completion fast.
 """
 
 from __future__ import annotations
@@ -67,16 +67,34 @@ class ModelConfig:
     name: str = field(default="custom", metadata=_doc("Variant name, for reports and checkpoints."))
 
     # --- input and output -------------------------------------------------------------
-    img_size: int = field(
+    img_size: Any = field(
         default=224,
         metadata=_doc(
-            """Nominal input side in pixels. Sizes the v1 position-embedding tables and the
-            per-stage shapes in reports; the model itself accepts any height and width."""
+            """Nominal input size in pixels: one side for a square input, or [height, width].
+            Sizes the v1 position-embedding tables and the per-stage shapes and FLOPs in
+            reports; the model itself accepts any height and width."""
         ),
     )
     in_channels: int = field(default=3, metadata=_doc("Channels of the input image."))
     num_classes: int = field(
         default=1000, metadata=_doc("Classifier outputs; 0 drops the head and returns pooled features.")
+    )
+    features_only: bool = field(
+        default=False,
+        metadata=_doc(
+            """Build a backbone for dense prediction (timm's features_only): forward returns the
+            feature maps of the stages in out_indices, and the model carries feature_info
+            (channels, reductions, module names). There is no head, no class token and no
+            final LayerNorm that only the head reads (PVT v1's), as in the official detection
+            code; stages after the last selected one are not built."""
+        ),
+    )
+    out_indices: Optional[List[int]] = field(
+        default=None,
+        metadata=_doc(
+            """Stages whose maps a features_only model returns, counted from 0 (negative counts
+            from the end), in stage order. null: every stage. Needs features_only."""
+        ),
     )
 
     # --- per-stage lists (one entry per stage; required) --------------------------------
@@ -183,10 +201,13 @@ class ModelConfig:
         metadata=_doc(
             """Checkpoint to initialise from: a .safetensors file, a torch .pth/.pt/.bin/.ckpt
             file (loaded with weights_only, so no code is ever run), or a training run directory
-            (its model.safetensors, else its newest checkpoints/step_*/model.safetensors). The
-            layout is detected: the official PVT v1/v2 code's, timm's pvt_v2, or ours. A head of
-            another class count is re-initialised and v1 position embeddings are resampled to
-            img_size; any other mismatch is an error. null: the official random initialisation."""
+            (its model.safetensors, else its newest checkpoints/step_*/model.safetensors), or a
+            Hugging Face model directory (config.json + model.safetensors or pytorch_model.bin).
+            The layout is detected (see lucid_arch/weights/layouts.py): the official PVT v1/v2 and
+            SegFormer code's, timm's, Hugging Face's Pvt/PvtV2/Segformer, mmdetection's, or ours.
+            A head of another class count is re-initialised, v1 position embeddings are resampled
+            to img_size, and a backbone drops what only a classifier uses; any other mismatch is
+            an error. null: the official random initialisation."""
         ),
     )
 
@@ -198,17 +219,3 @@ def field_names() -> tuple[str, ...]:
 def field_help() -> dict[str, str]:
     """Field name -> its one-line documentation, for error messages and ``--help``."""
     return {f.name: f.metadata.get("help", "") for f in fields(ModelConfig)}
-
-
-def register_configs() -> None:
-    """Register the schema with Hydra's ConfigStore (idempotent).
-
-    The family bases start their defaults list with ``_schema``, so every variant is merged
-    onto the typed dataclass when composed.
-    """
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(group="model", name="_schema", node=ModelConfig)
-    from .train_schema import register_train_schema
-
-    register_train_schema()

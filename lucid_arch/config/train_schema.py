@@ -1,13 +1,14 @@
 """The training task's schema: every setting of ``task=train``, with its default and why.
 
 ``conf/task/train.yaml`` is composed onto :class:`TrainConfig` (registered as
-``task/_train_schema``), so a misspelt key or a wrongly typed value is caught before a job
+``task/_train_schema`` by :mod:`lucid_arch.config.store`), so a misspelt key or a wrongly typed value is caught before a job
 starts, exactly as for model configs. Cross-field rules live in :func:`check_train`. Like the
 model schema, this module imports neither torch nor Hydra's runtime.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
 
@@ -41,11 +42,12 @@ class DataConfig:
             root/val/CLASS for a fixed split."""
         ),
     )
-    image_size: int = field(
+    image_size: Any = field(
         default=64,
         metadata=_doc(
-            """Side of the square images the model sees. The model is built at this size
-            (its img_size is set to it), so FLOPs and v1 position embeddings match the data."""
+            """Size of the images the model sees: one side (square), or [height, width]. The
+            model is built at this size (its img_size is set to it), so FLOPs and v1 position
+            embeddings match the data."""
         ),
     )
     num_train: int = field(default=5000, metadata=_doc("shapes: training images."))
@@ -180,7 +182,9 @@ def check_train(task: Any) -> None:
         bad("precision", f"choose one of {', '.join(PRECISIONS)}.")
     if task.progress not in PROGRESS:
         bad("progress", f"choose one of {', '.join(PROGRESS)}.")
-    for key in ("epochs", "batch_size", "eval_every", "log_every", "keep_checkpoints", "data.image_size", "data.num_train", "data.num_val"):
+    if not _is_image_size(task.data.image_size):
+        bad("data.image_size", "give one side or [height, width], each at least 1 pixel, e.g. 64 or [48,96].")
+    for key in ("epochs", "batch_size", "eval_every", "log_every", "keep_checkpoints", "data.num_train", "data.num_val"):
         if _get(task, key) < 1:
             bad(key, "must be at least 1.")
     for key in ("checkpoint_every", "data.num_workers"):
@@ -208,13 +212,19 @@ def check_train(task: Any) -> None:
         raise ConfigError(problems, "task=train")
 
 
+def _is_image_size(value: Any) -> bool:
+    """One side, or [height, width]; every side a positive integer."""
+    pair = isinstance(value, Sequence) and not isinstance(value, str)
+    sides = list(value) if pair else [value]
+    return len(sides) == (2 if pair else 1) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides)
+
+
+def plain_image_size(value: Any) -> Any:
+    """``task.data.image_size`` as a model's ``img_size``: an int, or a plain [height, width] list."""
+    return [int(v) for v in value] if isinstance(value, Sequence) and not isinstance(value, str) else int(value)
+
+
 def _get(task: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         task = getattr(task, part)
     return task
-
-
-def register_train_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(group="task", name="_train_schema", node=TrainConfig)

@@ -38,11 +38,12 @@ __all__ = [
 def build_datasets(data_cfg: Any) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, list[str]]:
     """(train, val, class names) for a ``task.data`` node (a DictConfig or a DataConfig).
 
-    Both items are (uint8 3 x S x S, int label); a folder item may be ``None`` (an unreadable
-    file), which :func:`collate_skip_bad` drops.
+    Both items are (uint8 3 x H x W, int label); a folder item may be ``None`` (an unreadable
+    file), which :func:`collate_skip_bad` drops. ``image_size`` is a side or [height, width].
     """
     dataset = data_cfg.dataset
-    size = int(data_cfg.image_size)
+    size = data_cfg.image_size
+    size = int(size) if isinstance(size, int) else tuple(int(v) for v in size)
     seed = int(data_cfg.seed)
     if dataset == "shapes":
         train = ShapesDataset(int(data_cfg.num_train), size, seed, "train")

@@ -60,11 +60,12 @@ class ImageFolder(Dataset):
         index = scan_image_folder(root)
         self._init(index, image_size, split, val_fraction, seed)
 
-    def _init(self, index: FolderIndex, image_size: int, split: str, val_fraction: float, seed: int) -> None:
-        if image_size < 1:
-            raise ValueError(f"ImageFolder: image_size={image_size}; give a positive side in pixels.")
+    def _init(self, index: FolderIndex, image_size: int | Sequence[int], split: str, val_fraction: float, seed: int) -> None:
+        hw = _hw(image_size)
+        if min(hw) < 1:
+            raise ValueError(f"ImageFolder: image_size={image_size}; give a positive side (or height and width) in pixels.")
         self.root = index.root
-        self.image_size = int(image_size)
+        self.image_size = hw
         self.split = split
         self.classes = list(index.classes)
         self.samples: list[tuple[str, int]] = index.split_samples(split, val_fraction, seed)
@@ -104,50 +105,59 @@ class ImageFolder(Dataset):
     def __repr__(self) -> str:
         return (
             f"ImageFolder({str(self.root)!r}, split={self.split!r}, {len(self)} images, "
-            f"{len(self.classes)} classes, {self.image_size}x{self.image_size})"
+            f"{len(self.classes)} classes, {self.image_size[0]}x{self.image_size[1]})"
         )
 
 
-def collate_skip_bad(batch: Sequence, image_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack the readable samples of ``batch`` into (uint8 B x 3 x S x S, int64 B), dropping ``None``.
+def collate_skip_bad(batch: Sequence, image_size: int | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack the readable samples of ``batch`` into (uint8 B x 3 x H x W, int64 B), dropping ``None``.
 
     A batch with no readable sample gives B = 0 (the training loop should skip it); its image
-    tensor is 0 x 3 x S x S when ``image_size`` is given (``functools.partial``), else 0 x 3 x 0 x 0.
+    tensor is 0 x 3 x H x W when ``image_size`` is given (``functools.partial``), else 0 x 3 x 0 x 0.
     """
     good = [item for item in batch if item is not None]
     if not good:
-        side = image_size or 0
-        return torch.empty(0, 3, side, side, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
+        height, width = _hw(image_size or 0)
+        return torch.empty(0, 3, height, width, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
     images = torch.stack([image for image, _ in good])
     labels = torch.tensor([int(label) for _, label in good], dtype=torch.int64)
     return images, labels
 
 
-def load_image(path: str | os.PathLike, image_size: int) -> torch.Tensor:
-    """Decode ``path`` to uint8 3 x S x S: RGB, shorter side to round(S / 0.875), center crop.
+def _hw(image_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(image_size, int):
+        return image_size, image_size
+    height, width = image_size
+    return int(height), int(width)
 
+
+def load_image(path: str | os.PathLike, image_size: int | Sequence[int]) -> torch.Tensor:
+    """Decode ``path`` to uint8 3 x H x W: RGB, resized (aspect kept) to cover H x W / 0.875, center crop.
+
+    For a square size S that is: shorter side to round(S / 0.875), then the central S x S.
     Raises on anything unreadable: truncated files are not padded (``LOAD_TRUNCATED_IMAGES``
     is left alone) and PIL's decompression-bomb warning is raised as an error.
     """
     import numpy as np
     from PIL import Image
 
-    resize_to = max(image_size, round(image_size / CROP_FRACTION))
+    crop_h, crop_w = _hw(image_size)
+    cover_h, cover_w = max(crop_h, round(crop_h / CROP_FRACTION)), max(crop_w, round(crop_w / CROP_FRACTION))
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as im:
-            im.draft("RGB", (resize_to, resize_to))  # JPEG: decode at a reduced scale, still >= the target
+            im.draft("RGB", (cover_w, cover_h))  # JPEG: decode at a reduced scale, still >= the target
             if im.mode == "P" and "transparency" in im.info:
                 im = im.convert("RGBA")  # PIL asks palette images with transparency to go through RGBA
             im = im.convert("RGB")  # decodes the whole file: truncation surfaces here
     w, h = im.size
-    if w <= h:
-        new_w, new_h = resize_to, max(resize_to, round(h * resize_to / w))
+    if cover_w * h <= cover_h * w:  # the height binds: it becomes cover_h, the width follows
+        new_w, new_h = max(cover_w, round(w * cover_h / h)), cover_h
     else:
-        new_w, new_h = max(resize_to, round(w * resize_to / h)), resize_to
+        new_w, new_h = cover_w, max(cover_h, round(h * cover_w / w))
     im = im.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    left, top = round((new_w - image_size) / 2), round((new_h - image_size) / 2)
-    im = im.crop((left, top, left + image_size, top + image_size))
+    left, top = round((new_w - crop_w) / 2), round((new_h - crop_h) / 2)
+    im = im.crop((left, top, left + crop_w, top + crop_h))
     return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 

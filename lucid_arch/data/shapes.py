@@ -47,8 +47,10 @@ changes the dataset.)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .seeds import generator
@@ -89,7 +91,7 @@ class ShapesDataset(Dataset):
     ``classes``: the ten names, indexed by label.
     """
 
-    def __init__(self, num_images: int, image_size: int = 64, seed: int = 0, split: str = "train"):
+    def __init__(self, num_images: int, image_size: int | Sequence[int] = 64, seed: int = 0, split: str = "train"):
         self.images, self.labels = render_shapes(num_images, image_size, seed, split)
         self.classes = list(CLASSES)
         self.image_size = image_size
@@ -104,13 +106,27 @@ class ShapesDataset(Dataset):
 
     def __repr__(self) -> str:
         return (
-            f"ShapesDataset({len(self)} images, {self.image_size}x{self.image_size}, "
+            f"ShapesDataset({len(self)} images, {self.images.shape[2]}x{self.images.shape[3]}, "
             f"seed={self.seed}, split={self.split!r})"
         )
 
 
-def render_shapes(num_images: int, image_size: int = 64, seed: int = 0, split: str = "train"):
-    """(uint8 N x 3 x S x S images, int64 N labels), chunk by chunk."""
+def render_shapes(num_images: int, image_size: int | Sequence[int] = 64, seed: int = 0, split: str = "train"):
+    """(uint8 N x 3 x H x W images, int64 N labels), chunk by chunk.
+
+    ``image_size`` is a side or (height, width). A non-square image is the square scene at the
+    shorter side, its edge pixels repeated out to the longer one: every shape stays whole and
+    undistorted (a disc stays a disc), so the classes mean the same at any aspect ratio.
+    """
+    if not isinstance(image_size, int):
+        height, width = (int(v) for v in image_size)
+        images, labels = render_shapes(num_images, min(height, width), seed, split)
+        if height == width:
+            return images, labels
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        padding = (left, width - side - left, top, height - side - top)
+        return F.pad(images.float(), padding, mode="replicate").to(torch.uint8), labels
     if split not in SPLITS:
         raise ValueError(f"shapes: split={split!r}; choose 'train' or 'val'.")
     if num_images < 0:

@@ -76,7 +76,7 @@ class SideSummary:
     overrides: tuple[str, ...]
     kind: str
     name: Optional[str]
-    img_size: Optional[int]
+    img_size: Any  # the config's: one side or [height, width]; None when invalid
     valid: bool
     problems: tuple[dict[str, Optional[str]], ...]  # key, message, source
     chain: tuple[str, ...]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..config.model_files import quote
+from ..config.geometry import image_hw, size_text
 from .compare import CostRow, DiffReport, SideSummary
 
 ARROW = "→"
@@ -83,9 +84,13 @@ def side_title(side: SideSummary) -> str:
 
 
 def sizes(report: DiffReport) -> str:
-    """'224 px', or '224 px → 384 px' when the sides are analysed at different sizes."""
-    a, b = report.old.img_size, report.new.img_size
+    """'224x224 px', or '224x224 px → 512x1024 px' when the sides are analysed at different sizes."""
+    a, b = (_size(s.img_size) for s in (report.old, report.new))
     return f"{a} px" if a == b else f"{a} px {ARROW} {b} px"
+
+
+def _size(img_size: Any) -> str:
+    return "?" if img_size is None else size_text(image_hw(img_size))
 
 
 def verdict(report: DiffReport) -> str:

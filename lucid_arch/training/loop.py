@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, ModelConfig, Problem
-from ..config.train_schema import TrainConfig
+from ..config.geometry import image_hw
+from ..config.train_schema import TrainConfig, plain_image_size
 from ..data.seeds import derive_seed, generator
 from . import checkpoint as ckpt
 from .distributed import Dist, all_reduce_sum, barrier, setup
@@ -159,10 +160,13 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
     from ..builder import build_model
     from ..data import build_datasets
 
+    if model_cfg.features_only:
+        raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier, "
+                                   "and a backbone has no head; set model.features_only=false (the MiT encoders set it).")], "task=train")
     env = setup(task.device)
     run_dir = Path(run_dir)
     train_set, val_set, classes = build_datasets(task.data)
-    model_cfg = dataclasses.replace(model_cfg, num_classes=len(classes), img_size=task.data.image_size)
+    model_cfg = dataclasses.replace(model_cfg, num_classes=len(classes), img_size=plain_image_size(task.data.image_size))
     if task.batch_size % env.world_size:
         raise ConfigError([Problem("task.batch_size", f"task.batch_size = {task.batch_size} does not split evenly over "
                                    f"{env.world_size} processes; pick a multiple of {env.world_size}.")], "task=train")
@@ -223,8 +227,8 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
                             step += 1
                             continue
                         # The other ranks' gradients are all-reduced with ours: join in with a blank image, weighted 0.
-                        size = task.data.image_size
-                        images, labels, weight = torch.zeros(1, 3, size, size, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), 0.0
+                        size = image_hw(plain_image_size(task.data.image_size))
+                        images, labels, weight = torch.zeros(1, 3, *size, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), 0.0
                     torch.manual_seed(derive_seed("drop-path", task.seed, step, env.rank))  # and dropout, this step
                     x = inputs(images, generator("augment", task.seed, step, env.rank))
                     y = labels.to(env.device, non_blocking=True)

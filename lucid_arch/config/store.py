@@ -1,0 +1,23 @@
+"""Registration of the typed schemas with Hydra's ConfigStore.
+
+Kept apart from the schemas themselves so that neither schema module imports the other (the
+training schema reuses the model layer's problem reporting, which reads the model schema).
+"""
+
+from __future__ import annotations
+
+from .schema import ModelConfig
+from .train_schema import TrainConfig
+
+
+def register_configs() -> None:
+    """Register ``model/_schema`` and ``task/_train_schema`` (idempotent).
+
+    The family bases start their defaults list with ``_schema`` and the train task with
+    ``_train_schema``, so every variant and task file is merged onto its typed dataclass.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(group="model", name="_schema", node=ModelConfig)
+    store.store(group="task", name="_train_schema", node=TrainConfig)

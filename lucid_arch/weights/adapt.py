@@ -1,0 +1,120 @@
+"""The differences between a checkpoint and a model that loading adapts, each with a note.
+
+- the head: another class count, or a model without one (``num_classes=0``, a backbone), keeps
+  the model's own initialisation;
+- a backbone (``features_only``) drops what only a classifier uses, as the official detection
+  code does when it loads a classification checkpoint: the class token, its row of the last
+  position table, PVT v1's final LayerNorm, the head, and stages after the last one built;
+- v1 position tables of another grid are resized bilinearly (``align_corners=False``), the
+  operation the official model applies on every forward at another input size, so a model
+  built at that size computes what the official one computes there.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from ..layers.attention import tokens_to_map
+from ..model import PyramidVisionTransformer
+
+POS_EMBED = re.compile(r"^stages\.(\d+)\.pos_embed$")
+_STAGE_KEY = re.compile(r"^stages\.(\d+)\.")
+
+
+def resample_position_embedding(
+    table: torch.Tensor, num_prefix_tokens: int, old_grid: tuple[int, int], new_grid: tuple[int, int]
+) -> torch.Tensor:
+    """(1, P + h*w, C) -> (1, P + H*W, C): patch rows resized bilinearly (align_corners=False), the P prefix rows kept.
+
+    The same interpolation the official PVT applies at run time, computed in float32.
+    """
+    prefix, grid = table[:, :num_prefix_tokens], table[:, num_prefix_tokens:]
+    grid = F.interpolate(tokens_to_map(grid.float(), *old_grid), size=new_grid, mode="bilinear", align_corners=False)
+    return torch.cat([prefix, grid.flatten(2).transpose(1, 2).to(table.dtype)], dim=1)
+
+
+def head_reason(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], backbone: bool) -> str:
+    """Why the checkpoint's classifier is not loaded ('' when it is)."""
+    theirs, mine = sd.get("head.weight"), own.get("head.weight")
+    if theirs is None and mine is None:
+        return ""
+    if mine is None:
+        what = "a features_only backbone has no head" if backbone else "the model has no head (num_classes=0)"
+        return f"{what}; the checkpoint's {theirs.shape[0]}-class head is dropped"
+    if theirs is None:
+        return f"the checkpoint has no classifier; the model's {mine.shape[0]}-class head keeps its initialisation"
+    if theirs.shape[1:] == mine.shape[1:] and theirs.shape[0] != mine.shape[0]:
+        return f"the checkpoint classifies {theirs.shape[0]} classes, the model {mine.shape[0]}"
+    return ""
+
+
+def backbone_drops(model: PyramidVisionTransformer, sd: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> list[str]:
+    """Remove (from ``sd``) what a backbone does not have; one note per kind. Nothing for a classifier."""
+    if not model.spec.features_only:
+        return []
+    built = len(model.stages)
+    notes = []
+    later = sorted({int(m.group(1)) for k in sd if (m := _STAGE_KEY.match(k)) and int(m.group(1)) >= built})
+    if later:
+        for k in [k for k in sd if (m := _STAGE_KEY.match(k)) and int(m.group(1)) >= built]:
+            del sd[k]
+        notes.append(f"stages {', '.join(map(str, later))} not built (out_indices={list(model.spec.out_indices)}): their tensors are ignored")
+    if "cls_token" in sd and "cls_token" not in own:
+        del sd["cls_token"]
+        notes.append("cls_token dropped (a backbone has no class token)")
+    last = built - 1
+    final_norm = [k for k in sd if k.startswith(f"stages.{last}.norm.") and k not in own]
+    if final_norm:
+        for k in final_norm:
+            del sd[k]
+        notes.append(f"stages.{last}.norm dropped (the final LayerNorm only the classifier reads)")
+    return notes
+
+
+def fit_position_tables(
+    model: PyramidVisionTransformer, sd: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor], class_token: bool
+) -> tuple[list[str], list[str]]:
+    """Fit (in ``sd``) every v1 position table to the model's grid: (resized tables, dropped rows) notes.
+
+    ``class_token``: whether the checkpoint's last table starts with a class-token row (it had
+    a ``cls_token``). A row the model does not have is dropped; a grid of another size is
+    resized. A table that cannot fit is left for the mismatch error.
+    """
+    resized, dropped = [], []
+    tables = {int(m.group(1)): k for k in sd if (m := POS_EMBED.match(k))}
+    last = max(tables, default=-1)
+    for i, key in sorted(tables.items()):
+        if key not in own or sd[key].shape == own[key].shape or sd[key].ndim != 3:
+            continue
+        stage = model.stages[i]
+        table, theirs_prefix, mine_prefix = sd[key], int(class_token and i == last), stage.num_prefix_tokens
+        if table.shape[2] != own[key].shape[2] or theirs_prefix < mine_prefix:
+            continue  # another width, or a class-token row the checkpoint cannot supply
+        if table.shape[1] - theirs_prefix < 1:
+            continue
+        if theirs_prefix > mine_prefix:
+            table = table[:, theirs_prefix - mine_prefix :]
+            dropped.append(f"{key}: its class-token row dropped")
+        old_grid = guess_grid(table.shape[1] - mine_prefix, stage.pos_embed_grid)
+        if old_grid != tuple(stage.pos_embed_grid):
+            table = resample_position_embedding(table, mine_prefix, old_grid, stage.pos_embed_grid)
+            resized.append(f"{key} {_hw(old_grid)} -> {_hw(stage.pos_embed_grid)}")
+        sd[key] = table
+    return resized, dropped
+
+
+def guess_grid(rows: int, like: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) with h * w = rows whose aspect ratio is nearest ``like``'s: a square for square checkpoints."""
+    target = math.log(like[0] / like[1])
+    pairs = [(h, rows // h) for h in range(1, math.isqrt(rows) + 1) if rows % h == 0]
+    pairs += [(w, h) for h, w in pairs]
+    return min(pairs, key=lambda hw: (abs(math.log(hw[0] / hw[1]) - target), -hw[0])) if pairs else (rows, 1)
+
+
+def _hw(grid: tuple[int, int]) -> str:
+    return f"{grid[0]}x{grid[1]}"

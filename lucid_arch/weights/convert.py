@@ -1,0 +1,134 @@
+"""Checkpoint key layouts -> this project's (timm's): detect the layout, apply its rename table.
+
+The tables live in :mod:`lucid_arch.weights.layouts`. Wrappers that trainers add
+(``{"model": ...}``, ``{"state_dict": ...}``, ``module.`` from DistributedDataParallel,
+``_orig_mod.`` from ``torch.compile``) are removed first. Renaming does not copy tensors,
+except where another codebase splits or packs the attention projections differently (see the
+layouts' conventions).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .layouts import LAYOUTS, Layout
+
+SOURCES = ("auto", *LAYOUTS)
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile (either order)
+_ONE_BASED = ("stage1", "block1")
+_MLP_WEIGHT = re.compile(r".*\.mlp\.fc[12]\.weight")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A state dict in our names, the layout it came from and the keys that were not the encoder's."""
+
+    state_dict: dict[str, Any]
+    layout: Layout
+    ignored: tuple[str, ...] = ()
+
+
+def unwrap_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The state dict inside a trainer's checkpoint: wrapper dicts and module prefixes removed."""
+    for key in ("model", "state_dict", "model_state_dict"):
+        inner = state_dict.get(key)
+        if isinstance(inner, Mapping) and not any(hasattr(v, "shape") for v in state_dict.values()):
+            state_dict = inner
+            break
+    sd = dict(state_dict)
+    while sd and (prefix := next((p for p in _WRAPPER_PREFIXES if all(k.startswith(p) for k in sd)), None)):
+        sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def detect_layout(state_dict: Mapping[str, Any]) -> str:
+    """The name of the first layout whose signature key the state dict holds."""
+    for layout in LAYOUTS.values():
+        signature = re.compile(layout.signature)
+        if any(signature.fullmatch(k) for k in state_dict):
+            return layout.name
+    sample = ", ".join(sorted(state_dict)[:5])
+    raise ValueError(
+        f"convert_state_dict: cannot tell the checkpoint layout from its keys ({sample}, ...); expected one of: "
+        + "; ".join(f"{name} ({layout.source})" for name, layout in LAYOUTS.items())
+        + f". Pass source= one of {', '.join(SOURCES[1:])} if you know it."
+    )
+
+
+def convert(state_dict: Mapping[str, Any], source: str = "auto") -> Conversion:
+    """Rename a PVT checkpoint's keys to this project's layout, reporting what is not the encoder."""
+    if source not in SOURCES:
+        raise ValueError(f"convert_state_dict: source={source!r} is not one of {', '.join(SOURCES)}.")
+    sd = unwrap_state_dict(state_dict)
+    layout = LAYOUTS[detect_layout(sd) if source == "auto" else source]
+    ignored = [k for k in sd if any(re.fullmatch(p, k) for p in layout.ignored)]
+    renamed: dict[str, Any] = {}
+    closing: list[tuple[str, Any]] = []  # keys naming {last}: known once every stage is seen
+    stages: set[int] = set()
+    for key, value in sd.items():
+        if key in ignored:
+            continue
+        ours = _rename(layout, key.removeprefix(layout.prefix) if layout.prefix else key)
+        if "{last}" in ours:
+            closing.append((ours, value))
+            continue
+        renamed[ours] = value
+        if m := re.match(r"stages\.(\d+)\.", ours):
+            stages.add(int(m.group(1)))
+    for ours, value in closing:
+        renamed[ours.replace("{last}", str(max(stages, default=0)))] = value
+    return Conversion(_our_structure(renamed), layout, tuple(ignored))
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], source: str = "auto") -> dict[str, Any]:
+    """Rename a PVT checkpoint's keys to this project's layout; ``source`` is detected by default."""
+    return convert(state_dict, source).state_dict
+
+
+def _rename(layout: Layout, key: str) -> str:
+    for pattern, template in layout.rows:
+        m = re.fullmatch(pattern, key)
+        if m is None:
+            continue
+        groups = dict(m.groupdict())
+        for name in _ONE_BASED:
+            if name in groups:
+                groups[name[:-1]] = str(int(groups.pop(name)) - 1)
+        if "part" in groups:
+            if groups["part"] not in layout.parts:
+                break  # a block sub-module this layout does not have
+            groups["part"] = layout.parts[groups["part"]]
+        return template.format(last="{last}", **groups)
+    raise ValueError(
+        f"convert_state_dict: unexpected key {key!r} in a {layout.name} checkpoint ({layout.source}); "
+        "the file is another architecture, or a layout this project does not read."
+    )
+
+
+def _our_structure(sd: dict[str, Any]) -> dict[str, Any]:
+    """Our module structure: q + one kv Linear, Linear MLPs, the first embedding at ``patch_embed``."""
+    out: dict[str, Any] = {}
+    for key, value in sd.items():
+        if ".attn.k." in key:  # separate key and value Linears (Hugging Face): one kv, key rows first
+            out[key.replace(".attn.k.", ".attn.kv.")] = _cat(value, sd[key.replace(".attn.k.", ".attn.v.")])
+        elif ".attn.v." in key:
+            continue
+        elif ".attn.qkv." in key:  # packed q, k, v (nn.MultiheadAttention's in_proj)
+            dim = value.shape[0] // 3
+            out[key.replace(".attn.qkv.", ".attn.q.")] = value[:dim]
+            out[key.replace(".attn.qkv.", ".attn.kv.")] = value[dim:]
+        elif _MLP_WEIGHT.fullmatch(key) and len(value.shape) == 4:  # a 1x1 convolution standing for a Linear
+            out[key] = value.reshape(value.shape[0], value.shape[1])
+        else:
+            out[key] = value
+    return {("patch_embed." + k[len("stages.0.downsample."):] if k.startswith("stages.0.downsample.") else k): v
+            for k, v in out.items()}
+
+
+def _cat(key_part: Any, value_part: Any) -> Any:
+    import torch
+
+    return torch.cat([key_part, value_part], dim=0)
