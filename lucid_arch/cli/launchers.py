@@ -119,8 +119,9 @@ def _outcome(job: Any, overrides: list[str]) -> JobReturn:
     job.wait()  # every task
     task = job.task(0)
     state = str(task.state)
-    if state.split(" ")[0].upper() in FINAL_FAILURES:
-        task._results_timeout_s = 2  # no result is coming; only a file already being written
+    local = hasattr(task, "_process")
+    if local or state.split(" ")[0].upper() in FINAL_FAILURES:
+        task._results_timeout_s = 2  # no result is coming (no shared filesystem lags here); only a file being written
     try:
         return task.result()
     except UncompletedJobError:
@@ -131,19 +132,13 @@ def _outcome(job: Any, overrides: list[str]) -> JobReturn:
 
 
 def _death_notice(job: Any, task: Any, state: str) -> str:
-    details = []
-    process = getattr(task, "_process", None)  # a local job's process
-    if process is not None and process.returncode is not None and process.returncode < 0:
-        import signal
-
-        details.append(f"killed by {signal.Signals(-process.returncode).name}")
-    if process is None and hasattr(task.watcher, "get_info"):  # a SLURM job: what the watcher last heard
-        info = task.watcher.get_info(job.job_id, mode="cache")
-        details += [f"{k.lower()} {info[k]}" for k in ("Reason", "ExitCode") if info.get(k) not in (None, "", "None", "0:0")]
-    kind = "local" if hasattr(task, "_process") else "SLURM"
     log = _last_line(task.stderr() or "")
-    return (f"{kind} job {job.job_id} ended without a result: {state}" + (f" ({', '.join(details)})" if details else "")
-            + (f"; its log ends: {log}" if log else ""))
+    tail = f"; its log ends: {log}" if log else ""
+    if hasattr(task, "_process"):  # a local job: submitit's controller process does not keep its task's exit status
+        return f"local job {job.job_id} ended without a result: its process was killed or crashed{tail}"
+    info = task.watcher.get_info(job.job_id, mode="cache")  # what SLURM last said of it
+    details = [f"{k.lower()} {info[k]}" for k in ("Reason", "ExitCode") if info.get(k) not in (None, "", "None", "0:0")]
+    return f"SLURM job {job.job_id} ended without a result: {state}" + (f" ({', '.join(details)})" if details else "") + tail
 
 
 def _last_line(text: str, limit: int = 240) -> str:
