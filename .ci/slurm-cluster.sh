@@ -6,7 +6,7 @@
 # SLURM launcher asks scontrol for job states when sacct has nothing to say. Everything runs as
 # root (SlurmUser=root), as CI does. Idempotent: `up` installs what is missing (Debian's
 # slurmctld, slurmd, slurm-client, munge), writes the config, starts what is not running and
-# waits until both nodes take jobs; `down` stops the daemons it started (by their pid files).
+# waits until both nodes take jobs; `down` stops the daemons (by their pid files).
 #
 # Usage: .ci/slurm-cluster.sh up|down|status
 # The state lives under $LUCID_SLURM_DIR (default /var/lib/lucid-arch-slurm); the config is
@@ -30,7 +30,8 @@ alive() {  # alive PIDFILE COMMAND-NAME: the daemon the pid file names is runnin
     local pid
     [[ -s "$1" ]] || return 1
     pid="$(cat "$1")"
-    [[ -r "/proc/$pid/comm" && "$(cat "/proc/$pid/comm")" == "$2" ]]
+    [[ -r "/proc/$pid/comm" && "$(cat "/proc/$pid/comm")" == "$2" ]] || return 1
+    [[ "$(awk '{print $3}' "/proc/$pid/stat")" != Z ]]  # a zombie is not running
 }
 
 install_packages() {
@@ -177,6 +178,9 @@ case "${1:-}" in
         ;;
     down)
         stop_slurm
+        if alive /run/munge/munged.pid munged; then
+            kill "$(cat /run/munge/munged.pid)"
+        fi
         say "down"
         ;;
     status)
