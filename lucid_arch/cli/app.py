@@ -148,7 +148,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if not jobs.SHOW_TRACEBACK:
             os.environ.pop("HYDRA_FULL_ERROR", None)
     if sweep_report.failed_jobs():
-        _fail(f"{sweep_report.failed_jobs()} job(s) of the sweep failed; see the status column of sweep.md.", EXIT_FAILED)
+        _fail(f"{sweep_report.failed_jobs()} job(s) of the sweep failed or never ran; see the status column of sweep.md.", EXIT_FAILED)
 
 
 if __name__ == "__main__":

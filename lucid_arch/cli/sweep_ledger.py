@@ -31,7 +31,8 @@ def claim_new_dir(base: str) -> str:
     """``base`` if no directory has that name yet, else ``base-2``, ``base-3`` ...: created here, so no other sweep gets it.
 
     A Hydra resolver (``${lucid_new_dir:multirun/${now:...}/${now:...}}``), cached like ``now``, so
-    every job of the sweep, and the report, see the one directory.
+    every job of the sweep, and the report, see the one directory. Creating it when the name is
+    first resolved is what makes the claim atomic (``--cfg hydra --resolve`` leaves one empty).
     """
     Path(base).parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
