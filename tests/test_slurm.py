@@ -112,8 +112,9 @@ def test_the_readmes_slurm_commands_on_the_local_cluster(tmp_path, slurm_partiti
         # The user's copy, through hydra.searchpath, as the README says.
         "summary": adapt(summary, [*local, f"hydra.searchpath=[file://{tmp_path}/.lucid]", "hydra/launcher=mycluster",
                                    "hydra.sweep.dir=summary"]),
-        "bench": adapt(bench, [*local, *TINY_BENCH, "hydra.sweep.dir=bench"]),
-        "train": adapt(train, [*local, *TINY, "task.checkpoint_every=0", "hydra.sweep.dir=train"]),
+        # One model each (the README sweeps two), to spare the test machine's two cores.
+        "bench": adapt(bench, [*local, *TINY_BENCH, "model=pvt_v2_b0", "hydra.sweep.dir=bench"]),
+        "train": adapt(train, [*local, *TINY, "model=pvt_v2_b1", "task.checkpoint_every=0", "hydra.sweep.dir=train"]),
         "ddp": adapt(ddp, [*local, *TINY, "hydra.launcher.tasks_per_node=1", "task.data.augment=false", "task.batch_size=32",
                            "model=pvt_v2_b0", "task.checkpoint_every=0", "hydra.sweep.dir=ddp"]),
     }
@@ -130,11 +131,11 @@ def test_the_readmes_slurm_commands_on_the_local_cluster(tmp_path, slurm_partiti
     assert [(r["model"], r["status"]) for r in rows(tmp_path / "summary")] == [("pvt_v2_b0", "ok"), ("pvt_v2_b1", "ok")]
     assert [int(r["params"]) for r in rows(tmp_path / "summary")] == [3_666_760, 14_009_000]
     bench_rows = rows(tmp_path / "bench")
-    assert [r["status"] for r in bench_rows] == ["ok", "ok"] and all(float(r["forward b1 fp32 img/s"]) > 0 for r in bench_rows)
+    assert [r["status"] for r in bench_rows] == ["ok"] and float(bench_rows[0]["forward b1 fp32 img/s"]) > 0
     train_rows = rows(tmp_path / "train")
-    assert [r["status"] for r in train_rows] == ["ok", "ok"] and all(0 <= float(r["val_acc"]) <= 1 for r in train_rows)
+    assert [(r["model"], r["status"]) for r in train_rows] == [("pvt_v2_b1", "ok")] and 0 <= float(train_rows[0]["val_acc"]) <= 1
     ledger = json.loads((tmp_path / "train/.lucid-sweep.json").read_text())
-    assert [j["num"] for j in ledger["jobs"]] == [0, 1] and ledger["launcher_errors"] == {}
+    assert [j["num"] for j in ledger["jobs"]] == [0] and ledger["launcher_errors"] == {}
 
     # One model on 2 nodes x 1 task: one DDP run of world size 2, written by rank 0 alone.
     job = only([p.parent for p in (tmp_path / "ddp").glob("0_*/summary.json")])

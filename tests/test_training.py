@@ -325,28 +325,28 @@ def test_resume_skips_a_damaged_checkpoint_and_refuses_a_named_one(capsys):
     import argparse
     import shutil
 
-    common = [*SMALL_RUN, "task.epochs=2", "task.keep_checkpoints=5"]
+    common = [*SMALL_RUN, "task.epochs=2", "task.keep_checkpoints=5", "task.data.num_train=64"]  # 2 steps an epoch
     assert run_main([*common, "hydra.run.dir=full"], capsys)[0] == 0
     final = ("model.safetensors", "summary.json", "metrics.jsonl")  # the run's own, not its checkpoints'
     shutil.copytree("full", "auto", ignore=lambda where, names: [n for n in names if where == "full" and n in final])
-    newest = Path("auto/checkpoints/step_00000016/trainer_state.pt")
+    newest = Path("auto/checkpoints/step_00000004/trainer_state.pt")
     newest.write_bytes(newest.read_bytes()[:300])  # truncated, as by a full disk
 
     code, _, err = run_main([*common, "task.resume=auto", "hydra.run.dir=auto"], capsys)
     assert code == 0, err
-    assert f"{newest} is damaged (" in err and "auto/checkpoints/step_00000008 at step 8 of 16" in err  # absolute paths
+    assert f"{newest} is damaged (" in err and "auto/checkpoints/step_00000002 at step 2 of 4" in err  # absolute paths
     wa, wb = weights(Path("full/model.safetensors")), weights(Path("auto/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
     for damage, needle in (("code", "need code to unpickle"), ("empty", "checkpoint file")):
         if damage == "code":
-            torch.save({"step": 8, "payload": argparse.Namespace(code=True)}, newest)
+            torch.save({"step": 2, "payload": argparse.Namespace(code=True)}, newest)
         else:
             newest.write_bytes(b"")
         code, _, err = run_main([*common, f"task.resume={newest.parent}", "hydra.run.dir=named"], capsys)
         assert code == 2 and "Traceback" not in err and str(newest) in err, err
         assert needle in err and err.count("\n") == 1
-    Path("auto/checkpoints/step_00000008/model.safetensors").write_bytes(b"\0" * 10)
+    Path("auto/checkpoints/step_00000002/model.safetensors").write_bytes(b"\0" * 10)
     code, _, err = run_main([*common, "task.resume=auto", "hydra.run.dir=auto"], capsys)
     assert code == 2 and "/auto is damaged (2; the newest, " in err and "task.resume=auto: every checkpoint of " in err
 
