@@ -65,7 +65,7 @@ SlurmctldPort=$CTLD_PORT
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-# A requeued job waits out the credential's lifetime before it may start again (default 120 s).
+# A requeued job waits out the credential's lifetime before it may start again (default 120 s; 5 is the least).
 AuthInfo=cred_expire=5
 StateSaveLocation=$DIR/ctld
 SlurmdSpoolDir=$DIR/spool-%n
@@ -86,8 +86,10 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 ReturnToService=2
-# A requeued or cancelled job's processes get SIGTERM, then SIGKILL this many seconds later.
-KillWait=2
+# A requeued or cancelled job's processes get SIGTERM, then SIGKILL this many seconds later: at
+# once here, so that a test's requeue interrupts a job where it stands.
+KillWait=0
+MailProg=/bin/true
 # Finished jobs stay visible to scontrol for this long (there is no accounting to ask).
 MinJobAge=3600
 InactiveLimit=0
