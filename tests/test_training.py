@@ -317,8 +317,8 @@ def test_a_second_writer_of_a_run_directory_gets_a_clear_error(capsys):
     assert code == 2 and "Traceback" not in err
     assert "run is being written by another training (pid" in err and "hydra.run.dir" in err
     assert not (Path("run") / "checkpoints").exists()
-    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.data.num_train=64", "hydra.run.dir=run"], capsys)  # released: it runs
-    assert code == 0, err
+    with run_lock(Path("run")):  # the refused run left no lock behind (a finished one releases its own: see below)
+        pass
 
 
 def test_resume_skips_a_damaged_checkpoint_and_refuses_a_named_one(capsys):
