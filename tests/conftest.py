@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,46 @@ def run_in_terminal(argv: list[str], cwd, stream: str) -> tuple[int, str, str]:
     status = proc.wait(timeout=120)
     os.close(leader)
     return status, b"".join(chunks).decode(), other
+
+
+# --- SLURM ------------------------------------------------------------------------------------
+
+REQUIRE_SLURM = os.environ.get("LUCID_ARCH_REQUIRE_SLURM") == "1"  # set by .ci/run, which starts a cluster
+
+
+@pytest.fixture(scope="session")
+def slurm_partition() -> str:
+    """The default partition of a SLURM cluster that answers, with 2 nodes up; skip (fail in CI) without one.
+
+    .ci/slurm-cluster.sh up starts one on this machine. The SLURM tests give their jobs unique
+    names (slurm_job_name) and cancel what they leave, so they can share a cluster.
+    """
+    import shutil
+    import subprocess
+
+    why = None
+    if not all(shutil.which(cmd) for cmd in ("sbatch", "sinfo", "scontrol", "scancel")):
+        why = "SLURM's commands are not installed (.ci/slurm-cluster.sh up installs and starts a local cluster)"
+    else:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P %D %t"], capture_output=True, text=True, timeout=30)
+        rows = [line.split() for line in proc.stdout.splitlines() if line.strip()]
+        default = [r for r in rows if r[0].endswith("*")]
+        up = sum(int(r[1]) for r in default if r[2] in ("idle", "mix", "alloc"))
+        if proc.returncode or not default or up < 2:
+            why = f"no SLURM cluster with 2 nodes up answers (sinfo: {proc.stdout.strip() or proc.stderr.strip()}); .ci/slurm-cluster.sh up starts one"
+    if why:
+        if REQUIRE_SLURM:
+            pytest.fail(f"LUCID_ARCH_REQUIRE_SLURM=1 but {why}")
+        pytest.skip(why)
+    return default[0][0].rstrip("*")
+
+
+@pytest.fixture
+def slurm_job_name(slurm_partition):
+    """A job name of this test's own; whatever is left under it is cancelled at the end."""
+    import subprocess
+    import uuid
+
+    name = f"lucid-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    subprocess.run(["scancel", "--name", name], capture_output=True, timeout=30)

@@ -29,7 +29,7 @@ from lucid_arch.data import (
     to_float,
 )
 from lucid_arch.data.augment import crop_boxes
-from lucid_arch.data.folder import load_image
+from lucid_arch.data.folder import load_image, scan_image_folder
 from lucid_arch.data.shapes import CHUNK, CLASSES
 
 
@@ -498,3 +498,50 @@ def test_shard_indices_deterministic_and_epoch_dependent():
     assert shard_indices(10, epoch=3, seed=1, rank=1, world_size=3, shuffle=False) == [1, 4, 7, 0]  # padded: 0 1 .. 9 0 1
     with pytest.raises(ValueError, match="rank"):
         shard_indices(10, 0, 0, rank=2, world_size=2)
+
+
+# --- hostile folders ------------------------------------------------------------------------
+
+
+def test_folder_symlinks_never_count_an_image_twice_or_under_another_class(tmp_path):
+    import os
+
+    root = tmp_path / "images"
+    for name in ("ant", "bee", "cow"):
+        save(root / name / "1.png")
+    save(root / "ant" / "sub" / "2.png")
+    save(tmp_path / "elsewhere" / "3.png")  # outside the tree: a linked folder is followed
+    os.symlink("..", root / "ant" / "up")  # a link to the parent: every class again
+    os.symlink("../bee", root / "ant" / "to_bee")  # another class's folder
+    os.symlink("..", root / "ant" / "sub" / "loop")  # a loop
+    os.symlink("sub", root / "ant" / "sub_again")  # a folder linked twice
+    os.symlink(tmp_path / "elsewhere", root / "cow" / "more")
+    index = ImageFolder.splits(root, 8, val_fraction=0.3)
+    files = {name: sorted(str(p.relative_to(root)) for p in found) for name, found in scan_image_folder(root).files.items()}
+    assert files == {"ant": ["ant/1.png", "ant/sub/2.png"], "bee": ["bee/1.png"], "cow": ["cow/1.png", "cow/more/3.png"]}
+    assert sum(len(ds) for ds in index) == 5
+
+
+def test_folder_with_one_class_is_an_error(tmp_path):
+    save(tmp_path / "only" / "1.png")
+    save(tmp_path / "only" / "2.png")
+    with pytest.raises(DatasetError, match="one class folder \\(only\\): a classifier needs two or more") as info:
+        ImageFolder(tmp_path, 8)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_folder_image_too_large_once_resized_is_skipped_before_decoding(tmp_path, capfd):
+    import time
+
+    strip = tmp_path / "a" / "strip.png"
+    Image.new("L", (1, 1_000_000)).save(save(strip, (1, 1)))  # 4 KB on disk; 73 x 73 M pixels once resized
+    assert strip.stat().st_size < 8_000
+    save(tmp_path / "a" / "ok.png")
+    save(tmp_path / "b" / "1.png")
+    save(tmp_path / "b" / "2.png")
+    ds, i = by_file(tmp_path, 64)["a/strip.png"]
+    start = time.perf_counter()
+    assert ds[i] is None
+    assert time.perf_counter() - start < 1.0  # refused from the header, not decoded
+    err = capfd.readouterr().err
+    assert f"skipping unreadable image {strip} (1x1000000 pixels (73x73000000 once resized) is over the limit" in err

@@ -320,3 +320,60 @@ def test_a_terminal_gets_a_live_progress_bar(tmp_path):
     assert "━" in err and "epoch 1/2" in err and "img/s" in err  # the bar, on stderr
     assert "epoch 2/2: train loss" in err  # each epoch's line stays after its bar
     assert json.loads(out)["metrics"]["val_acc"] >= 0  # stdout stays clean JSON
+
+
+# ------------------------------------------------------------------ one writer, damaged checkpoints
+
+
+def test_a_second_writer_of_a_run_directory_gets_a_clear_error(capsys):
+    from lucid_arch.training.run_lock import run_lock
+
+    with run_lock(Path("run")):  # another training holds it
+        code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=run"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "run is being written by another training (pid" in err and "hydra.run.dir" in err
+    assert not (Path("run") / "checkpoints").exists()
+    with run_lock(Path("run")):  # the refused run left no lock behind (a finished one releases its own: see below)
+        pass
+
+
+def test_resume_skips_a_damaged_checkpoint_and_refuses_a_named_one(capsys):
+    import argparse
+    import shutil
+
+    common = [*SMALL_RUN, "task.epochs=2", "task.keep_checkpoints=5", "task.data.num_train=64"]  # 2 steps an epoch
+    assert run_main([*common, "hydra.run.dir=full"], capsys)[0] == 0
+    final = ("model.safetensors", "summary.json", "metrics.jsonl")  # the run's own, not its checkpoints'
+    shutil.copytree("full", "auto", ignore=lambda where, names: [n for n in names if where == "full" and n in final])
+    newest = Path("auto/checkpoints/step_00000004/trainer_state.pt")
+    newest.write_bytes(newest.read_bytes()[:300])  # truncated, as by a full disk
+
+    code, _, err = run_main([*common, "task.resume=auto", "hydra.run.dir=auto"], capsys)
+    assert code == 0, err
+    assert f"{newest} is damaged (" in err and "auto/checkpoints/step_00000002 at step 2 of 4" in err  # absolute paths
+    wa, wb = weights(Path("full/model.safetensors")), weights(Path("auto/model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    for damage, needle in (("code", "need code to unpickle"), ("empty", "checkpoint file")):
+        if damage == "code":
+            torch.save({"step": 2, "payload": argparse.Namespace(code=True)}, newest)
+        else:
+            newest.write_bytes(b"")
+        code, _, err = run_main([*common, f"task.resume={newest.parent}", "hydra.run.dir=named"], capsys)
+        assert code == 2 and "Traceback" not in err and str(newest) in err, err
+        assert needle in err and err.count("\n") == 1
+    Path("auto/checkpoints/step_00000002/model.safetensors").write_bytes(b"\0" * 10)
+    code, _, err = run_main([*common, "task.resume=auto", "hydra.run.dir=auto"], capsys)
+    assert code == 2 and "/auto is damaged (2; the newest, " in err and "task.resume=auto: every checkpoint of " in err
+
+
+def test_a_folder_of_unreadable_images_is_an_error_not_chance_accuracy(tmp_path, capsys):
+    for name in ("cats", "dogs"):
+        (tmp_path / "bad" / name).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "bad" / name / f"{i}.jpg").write_bytes(b"<html>not found</html>")
+    code, _, err = run_main(["task=train", "model=pvt_v2_b0", *TINY, "task.data.dataset=folder", f"task.data.root={tmp_path / 'bad'}",
+                             "task.data.image_size=32", "task.batch_size=2", "task.epochs=1", "hydra.run.dir=run"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert f"Every one of the 6 images of the training split of {tmp_path / 'bad'} was unreadable" in err
+    assert json.loads(Path("run/summary.json").read_text())["status"] == "failed"

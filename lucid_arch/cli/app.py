@@ -19,10 +19,12 @@ from typing import NoReturn, Optional, Sequence
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .. import launch_env
 from ..config import ConfigError, Problem, config_dir, register_configs
 from ..config.guard import model_files_checked
 from . import completion, jobs, sweep_report
 from .job_names import job_dir_name
+from .sweep_ledger import claim_new_dir
 from .jobs import EXIT_FAILED
 
 
@@ -33,6 +35,7 @@ def _group_options(group: str) -> str:
 
 OmegaConf.register_new_resolver("lucid_job_dir", job_dir_name, replace=True)
 OmegaConf.register_new_resolver("lucid_options", _group_options, replace=True)
+OmegaConf.register_new_resolver("lucid_new_dir", claim_new_dir, replace=True, use_cache=True)  # once per sweep, like now
 register_configs()
 
 
@@ -147,16 +150,17 @@ def _fail(message: str, status: int) -> NoReturn:
 
 
 def _quiet_rank(argv: list[str]) -> Optional[str]:
-    """Under torchrun, ranks other than 0 write nothing: their Hydra dirs go to a temporary folder.
+    """Under torchrun or srun, ranks other than 0 write nothing: their Hydra dirs go to a temporary folder.
 
     Every rank runs the whole app (and each job of a sweep) in step; rank 0 alone keeps the
     output directory, its logs and summary.json. Returns the temporary folder to remove.
     """
-    if int(os.environ.get("RANK", "0")) == 0:
+    rank = launch_env.rank()
+    if rank == 0:
         return None
     import tempfile
 
-    scratch = tempfile.mkdtemp(prefix=f"lucid-arch-rank{os.environ['RANK']}-")
+    scratch = tempfile.mkdtemp(prefix=f"lucid-arch-rank{rank}-")
     argv += [f"hydra.run.dir={scratch}/run", f"hydra.sweep.dir={scratch}/sweep", "hydra.output_subdir=null",
              "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     return scratch
@@ -200,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if not jobs.SHOW_TRACEBACK:
             os.environ.pop("HYDRA_FULL_ERROR", None)
     if sweep_report.failed_jobs():
-        _fail(f"{sweep_report.failed_jobs()} job(s) of the sweep failed; see the status column of sweep.md.", EXIT_FAILED)
+        _fail(f"{sweep_report.failed_jobs()} job(s) of the sweep failed or never ran; see the status column of sweep.md.", EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import socket
 import sys
 import traceback
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .. import launch_env
 from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
 
@@ -110,7 +112,11 @@ def run_job(cfg: DictConfig) -> None:
         "model": job.model_choice,
         "task": str(OmegaConf.select(cfg, "task.name", default="")),
         "status": "running",
+        "host": socket.gethostname(),  # where to look for (or kill) a job that seems stuck
+        "pid": os.getpid(),
     }
+    if launch_env.slurm_job_id():
+        record["slurm_job"] = launch_env.slurm_job_id()
     write_json(job.output_dir / SUMMARY_FILE, record)  # a job killed from here on still leaves a trace
     try:
         task = _check_task_and_format(cfg, job)

@@ -1,9 +1,11 @@
 """The end of a multirun: every job's summary.json gathered into sweep.csv, sweep.md, sweep.png.
 
 It runs as a Hydra callback in the process that launched the sweep, whatever the launcher
-(basic, joblib, submitit on SLURM), and reads only what jobs left on disk, so a job that
-crashed, was killed or never wrote its summary is still a row, marked as such. Jobs are the
-directories holding Hydra's ``.hydra/overrides.yaml``.
+(basic, joblib, submitit on SLURM), and reads only what is on disk: the jobs' directories
+(those holding Hydra's ``.hydra/overrides.yaml``) and the sweep's ledger (lucid_arch.cli.sweep_ledger),
+which lists every job launched and what the launcher said of those that died. So every job is
+a row: ``ok``; ``failed`` with its error (a job that crashed, was killed, cancelled or ran out of
+memory or time, with the scheduler's word for it); or ``missing``, a job that never started.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .jobs import SUMMARY_FILE
+from .sweep_ledger import job_dirs, read_ledger
 from ..tables import Table, to_markdown
 
 FIXED_COLUMNS = ("job", "overrides", "model", "status")
@@ -34,7 +37,7 @@ def reset() -> None:
     _failed = 0
 
 
-def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
+def _read_job(job_dir: Path, sweep_dir: Path, launcher_said: str = "") -> dict[str, Any]:
     import yaml
 
     overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
@@ -47,6 +50,9 @@ def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         record = {"status": "failed", "error": f"unreadable {SUMMARY_FILE}: {exc}"}
     if record.get("status") == "running":  # written at start, never finished
         record = {**record, "status": "failed", "error": record.get("error") or "the job stopped before finishing"}
+    error = record.get("error", "")
+    if launcher_said and record.get("status") != "ok":
+        error = f"{error}; {launcher_said}" if error else launcher_said
     num = str(record.get("job", job_dir.name.split("_")[0]))  # a job that wrote nothing: its directory's number
     curve = _val_curve(job_dir / "metrics.jsonl")
     return {
@@ -55,10 +61,27 @@ def _read_job(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         "model": record.get("model", ""),
         "status": record.get("status", "failed"),
         "metrics": record.get("metrics", {}),
-        "error": record.get("error", ""),
+        "error": error,
         "dir": str(job_dir.relative_to(sweep_dir)),
         "curve": curve,
     }
+
+
+def _job_number(job_dir: Path) -> int | None:
+    """The job a directory holds: its summary's number, else the one its name starts with."""
+    try:
+        num = json.loads((job_dir / SUMMARY_FILE).read_text()).get("job")
+    except (OSError, ValueError):
+        num = None
+    head = job_dir.name.split("_")[0]
+    return num if isinstance(num, int) else int(head) if head.isdigit() else None
+
+
+def _missing(job: dict[str, Any], launcher_said: str) -> dict[str, Any]:
+    """A launched job that left no directory: it never started."""
+    model = next((o.partition("=")[2] for o in job["overrides"] if o.partition("=")[0].lstrip("+~") == "model"), "")
+    return {"job": job["num"], "overrides": " ".join(job["overrides"]), "model": model, "status": "missing", "metrics": {},
+            "error": launcher_said or "the job never started", "dir": "", "curve": []}
 
 
 def _val_curve(path: Path) -> list[tuple[int, float]]:
@@ -77,9 +100,21 @@ def _val_curve(path: Path) -> list[tuple[int, float]]:
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job under ``sweep_dir``, ordered by job number."""
-    jobs = [p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml") if p.parent.parent != sweep_dir]
-    rows = [_read_job(d, sweep_dir) for d in jobs]
+    """One row per job of the sweep in ``sweep_dir``, ordered by job number.
+
+    With the sweep's ledger: exactly its jobs, each read from its directory when it has one
+    (a directory's number is its job's), else ``missing``. Without one (a sweep of an older
+    version, or a directory gathered by hand): every job directory found.
+    """
+    ledger = read_ledger(sweep_dir)
+    dirs = job_dirs(sweep_dir)
+    if ledger is None:
+        rows = [_read_job(d, sweep_dir) for d in dirs]
+    else:
+        said = ledger.get("launcher_errors", {})
+        by_num = {num: d for d in dirs if (num := _job_number(d)) is not None}
+        rows = [_read_job(by_num[j["num"]], sweep_dir, said.get(str(j["num"]), "")) if j["num"] in by_num
+                else _missing(j, said.get(str(j["num"]), "")) for j in ledger["jobs"]]
     return sorted(rows, key=lambda r: (r["job"] if isinstance(r["job"], int) else 1 << 30, r["dir"]))
 
 
@@ -185,7 +220,8 @@ def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = collect(sweep_dir)
-    title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] != 'ok' for r in rows)} failed"
+    missing = sum(r["status"] == "missing" for r in rows)
+    title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] == 'failed' for r in rows)} failed" + (f", {missing} missing" if missing else "")
     write_csv(rows, sweep_dir / "sweep.csv")
     write_markdown(rows, sweep_dir / "sweep.md", title)
     write_plot(rows, sweep_dir / "sweep.png", f"Sweep {sweep_dir.name}")
@@ -200,4 +236,4 @@ class SweepReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = write_report(sweep_dir)
         _failed = sum(r["status"] != "ok" for r in rows)
-        print(f"lucid-arch: sweep of {len(rows)} jobs ({_failed} failed): {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png")
+        print(f"lucid-arch: sweep of {len(rows)} jobs ({_failed} failed or missing): {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png")

@@ -7,11 +7,14 @@ accuracy, parameters, FLOPs at the training resolution, and throughput.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .. import launch_env
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.geometry import image_hw, size_text
 from ..config.train_schema import check_train
@@ -25,14 +28,18 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..weights import CheckpointError
     from ..training import fit
     from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
-    from ..training.distributed import launched_rank
+    from ..training.run_lock import RunDirLocked
 
     task = OmegaConf.to_object(cfg.task)
     check_train(task)
+    if task.resume is None and launch_env.requeued():  # preempted, signalled before its limit, or requeued by hand
+        task = dataclasses.replace(task, resume="auto")
+        print(f"lucid-arch: SLURM requeued this job; continuing the run in {job.output_dir} (task.resume=auto)", file=sys.stderr)
     try:
         result = fit(model_cfg, task, job.output_dir)
-    except (ResumeError, DatasetError, CheckpointError, FileNotFoundError) as error:  # a path in the config: a usage error
-        key = "task.resume" if isinstance(error, ResumeError) else "task.data.root" if isinstance(error, DatasetError) else "model.pretrained"
+    except (ResumeError, DatasetError, CheckpointError, FileNotFoundError, RunDirLocked) as error:  # a path in the config: a usage error
+        key = ("task.resume" if isinstance(error, ResumeError) else "task.data.root" if isinstance(error, DatasetError)
+               else "hydra.run.dir" if isinstance(error, RunDirLocked) else "model.pretrained")
         raise ConfigError([Problem(key, str(error))], model_cfg.name) from error
     report = analyze(result.model_config)  # at the training resolution and class count
     final, best = result.final, result.best
@@ -54,13 +61,15 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
             "best_epoch": best["epoch"],
             "precision": result.precision,
             "processes": result.world_size,
+            "world_size": result.world_size,  # DDP ranks over all nodes: torchrun's processes or a SLURM job's tasks
+            "launcher": launch_env.detect().source,  # single, torchrun or slurm
             "resumed_from": result.resumed_from,
             "weights": WEIGHTS,
             "config": CONFIG,
             "metrics_file": "metrics.jsonl",
         },
     }
-    if launched_rank() == 0:  # under torchrun only rank 0 reports
+    if launch_env.rank() == 0:  # under torchrun or srun only rank 0 reports
         _show(result, metrics, job)
     return record
 

@@ -25,6 +25,10 @@ from .seeds import generator
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CROP_FRACTION = 0.875  # resize the shorter side to size / 0.875, then center-crop: the ImageNet convention
+# Pixels an image may have, as stored and once resized, before it is decoded: a 4 KB PNG can
+# declare 1 x 1,000,000 pixels, and resizing its shorter side up to 73 would take gigabytes.
+# 2**27 (134 M) is 5x a 24-megapixel photo and 1 GB of RGB bytes as decoded.
+MAX_PIXELS = 1 << 27
 
 
 class DatasetError(ValueError):
@@ -145,20 +149,34 @@ def load_image(path: str | os.PathLike, image_size: int | Sequence[int]) -> torc
     cover_h, cover_w = max(crop_h, round(crop_h / CROP_FRACTION)), max(crop_w, round(crop_w / CROP_FRACTION))
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only
+            _check_pixels(im.size, cover_h, cover_w)
             im.draft("RGB", (cover_w, cover_h))  # JPEG: decode at a reduced scale, still >= the target
             if im.mode == "P" and "transparency" in im.info:
                 im = im.convert("RGBA")  # PIL asks palette images with transparency to go through RGBA
             im = im.convert("RGB")  # decodes the whole file: truncation surfaces here
-    w, h = im.size
-    if cover_w * h <= cover_h * w:  # the height binds: it becomes cover_h, the width follows
-        new_w, new_h = max(cover_w, round(w * cover_h / h)), cover_h
-    else:
-        new_w, new_h = cover_w, max(cover_h, round(h * cover_w / w))
+    new_w, new_h = _resized(im.size, cover_h, cover_w)
     im = im.resize((new_w, new_h), Image.Resampling.BICUBIC)
     left, top = round((new_w - crop_w) / 2), round((new_h - crop_h) / 2)
     im = im.crop((left, top, left + crop_w, top + crop_h))
     return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def _resized(size: tuple[int, int], cover_h: int, cover_w: int) -> tuple[int, int]:
+    """(w, h) covering ``cover_w`` x ``cover_h`` with the aspect ratio kept."""
+    w, h = size
+    if cover_w * h <= cover_h * w:  # the height binds: it becomes cover_h, the width follows
+        return max(cover_w, round(w * cover_h / h)), cover_h
+    return cover_w, max(cover_h, round(h * cover_w / w))
+
+
+def _check_pixels(size: tuple[int, int], cover_h: int, cover_w: int) -> None:
+    w, h = size
+    if w < 1 or h < 1:
+        raise ValueError(f"the file declares {w}x{h} pixels")
+    rw, rh = _resized(size, cover_h, cover_w)
+    if w * h > MAX_PIXELS or rw * rh > MAX_PIXELS:
+        raise ValueError(f"{w}x{h} pixels ({rw}x{rh} once resized) is over the limit of {MAX_PIXELS:,} pixels; not decoded")
 
 
 def _reason(exc: BaseException, path: str) -> str:
@@ -224,7 +242,7 @@ def scan_image_folder(root: str | os.PathLike) -> FolderIndex:
         classes, files = _scan_classes(root)
         return FolderIndex(root, classes, files)
     classes, files = _scan_classes(root / "train")
-    val_classes, val_files = _scan_classes(root / "val")
+    val_classes, val_files = _scan_classes(root / "val", training=False)
     unknown = [name for name in val_classes if name not in files]
     if unknown:
         raise DatasetError(
@@ -234,16 +252,24 @@ def scan_image_folder(root: str | os.PathLike) -> FolderIndex:
     return FolderIndex(root, classes, files, fixed_val=val_files)
 
 
-def _scan_classes(root: Path) -> tuple[list[str], dict[str, list[Path]]]:
+def _scan_classes(root: Path, training: bool = True) -> tuple[list[str], dict[str, list[Path]]]:
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
     if not classes:
         raise DatasetError(
             f"Image folder {root} has no class sub-folders. Put each class's images in its own "
             f"folder: {root}/CLASS_NAME/image.jpg (the folder names become the class names)."
         )
+    if len(classes) == 1 and training:  # a fixed split's val/ may hold a subset of train/'s classes
+        raise DatasetError(
+            f"Image folder {root} has one class folder ({classes[0]}): a classifier needs two or more. Add a "
+            f"folder of images per other class beside {root / classes[0]}, or point task.data.root at the "
+            f"folder that holds all the classes."
+        )
     files: dict[str, list[Path]] = {}
+    class_dirs = {_key(root / name) for name in classes}
+    claimed: set[tuple[int, int]] = set()  # folders already listed, for every class: none is counted twice
     for name in classes:
-        found = _images_under(root / name)
+        found = _images_under(root / name, root, class_dirs | claimed, claimed)
         if not found:
             raise DatasetError(
                 f"Class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}, searched "
@@ -253,23 +279,35 @@ def _scan_classes(root: Path) -> tuple[list[str], dict[str, list[Path]]]:
     return classes, files
 
 
-def _images_under(folder: Path) -> list[Path]:
+def _images_under(folder: Path, root: Path, off_limits: set[tuple[int, int]], claimed: set[tuple[int, int]]) -> list[Path]:
     """Image files below ``folder``, sorted by relative path; hidden files and folders skipped
-    (e.g. macOS ``._name.jpg`` resource forks), symlinked folders followed once."""
+    (e.g. macOS ``._name.jpg`` resource forks).
+
+    Symlinked folders are followed, but never into a folder in ``off_limits`` (the class folders
+    and those listed already: a loop, a folder linked twice, another class's images that would
+    count twice and under the wrong class), nor into ``root`` or a folder above it (a link to a
+    parent would list every class again). Folders listed are added to ``claimed``.
+    """
     found: list[tuple[str, Path]] = []
-    seen: set[tuple[int, int]] = set()
+    off_limits = (off_limits - {_key(folder)}) | {_key(p) for p in (root.resolve(), *root.resolve().parents)}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:  # a symlink loop, or a folder linked twice
+        key = _key(Path(dirpath))
+        if key in off_limits:
             dirnames[:] = []
             continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        claimed.add(key)
+        off_limits.add(key)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # the same walk on every machine
         for filename in filenames:
             if not filename.startswith(".") and os.path.splitext(filename)[1].lower() in IMAGE_EXTENSIONS:
                 path = Path(dirpath) / filename
                 found.append((path.relative_to(folder).as_posix(), path))
     return [path for _, path in sorted(found)]
+
+
+def _key(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _empty_split_message(index: FolderIndex, split: str) -> str:

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -67,11 +67,73 @@ class ResumeError(ValueError):
     """A resume that cannot continue the run it points at."""
 
 
-def find_checkpoint(resume: str, run_dir: Path) -> Optional[Path]:
-    """The checkpoint ``task.resume`` points at; None for 'auto' in a directory with none."""
+class DamagedCheckpointError(ResumeError):
+    """A checkpoint whose files cannot be read back (truncated, corrupt, or pickling code)."""
+
+    def __init__(self, file: Path, reason: str):
+        self.file, self.reason = file, reason
+        super().__init__(
+            f"task.resume: checkpoint file {file} is damaged ({reason}). Resume from another checkpoint of the run "
+            f"(task.resume={file.parent.parent}/step_N), or remove {file.parent} so that task.resume=auto "
+            f"continues from the newest intact one."
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def read_checkpoint(checkpoint: Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, trainer state) of a checkpoint, or DamagedCheckpointError naming the file that fails.
+
+    The state is loaded with ``weights_only=True``: a file that needs code to unpickle is refused.
+    """
+    import pickle
+
+    from safetensors.torch import load_file
+
+    try:
+        weights = load_file(str(checkpoint / WEIGHTS), device=device)
+    except Exception as exc:  # noqa: BLE001 -- safetensors raises its own error types for a bad header
+        raise DamagedCheckpointError(checkpoint / WEIGHTS, _first_line(exc)) from exc
+    try:
+        state = torch.load(checkpoint / STATE, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = ("it holds objects that need code to unpickle, and checkpoints are read with weights_only=True"
+                  if "weights only" in str(exc).lower() else _first_line(exc))
+        raise DamagedCheckpointError(checkpoint / STATE, reason) from exc
+    except Exception as exc:  # noqa: BLE001 -- truncation surfaces as RuntimeError, EOFError, zip errors ...
+        raise DamagedCheckpointError(checkpoint / STATE, _first_line(exc)) from exc
+    missing = [k for k in ("step", "history", "sums", "optimizer") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise DamagedCheckpointError(checkpoint / STATE, f"no {', '.join(missing)} in it: not a trainer state of this project")
+    return weights, state
+
+
+def find_checkpoint(resume: str, run_dir: Path, warn: Callable[[str], None] = lambda _: None) -> Optional[Path]:
+    """The checkpoint ``task.resume`` points at; None for 'auto' in a directory with none.
+
+    'auto' takes the newest checkpoint that reads back whole, telling ``warn`` about each damaged
+    one it passes over (a run killed while its disk filled up, say); a checkpoint named
+    explicitly is used as it is, and a damaged one is an error when it is loaded.
+    """
     if resume == "auto":
         found = list_checkpoints(run_dir)
-        return found[-1] if found else None
+        damaged = []
+        for checkpoint in reversed(found):
+            try:
+                read_checkpoint(checkpoint)
+                read_config(checkpoint)
+                return checkpoint
+            except DamagedCheckpointError as exc:
+                damaged.append(exc)
+                warn(f"{exc.file} is damaged ({exc.reason}); trying an older checkpoint")
+        if damaged:
+            raise ResumeError(f"task.resume=auto: every checkpoint of {run_dir} is damaged ({len(damaged)}; the newest, "
+                              f"{damaged[0].file}: {damaged[0].reason}). Start the run afresh in a new directory, or remove "
+                              f"{Path(run_dir) / CHECKPOINTS} to start again in this one.")
+        return None
     path = Path(resume).expanduser()
     if (path / STATE).is_file():
         return path
@@ -98,11 +160,22 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: s
     return out
 
 
-def check_resumable(checkpoint: Path, current: dict[str, Any]) -> None:
-    """Refuse to continue a run under a different model or training recipe: the result would be neither."""
+def read_config(checkpoint: Path) -> dict[str, Any]:
+    """The model and task config a checkpoint was trained with."""
     import yaml
 
-    saved = yaml.safe_load((checkpoint / CONFIG).read_text()) or {}
+    try:
+        saved = yaml.safe_load((checkpoint / CONFIG).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DamagedCheckpointError(checkpoint / CONFIG, _first_line(exc)) from exc
+    if not isinstance(saved, dict):
+        raise DamagedCheckpointError(checkpoint / CONFIG, "not a mapping of model and task settings")
+    return saved
+
+
+def check_resumable(checkpoint: Path, current: dict[str, Any]) -> None:
+    """Refuse to continue a run under a different model or training recipe: the result would be neither."""
+    saved = read_config(checkpoint)
     changed = [k for k in config_differences(saved, current) if k.removeprefix("task.") not in RESUMABLE_CHANGES]
     if changed:
         shown = ", ".join(f"{k} ({_get(saved, k)!r} -> {_get(current, k)!r})" for k in changed[:5])
@@ -120,9 +193,7 @@ def _get(tree: dict[str, Any], dotted: str) -> Any:
 
 
 def load_checkpoint(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(checkpoint / WEIGHTS), device=str(next(model.parameters()).device)))
-    state = torch.load(checkpoint / STATE, map_location="cpu", weights_only=True)
+    weights, state = read_checkpoint(checkpoint, device=str(next(model.parameters()).device))
+    model.load_state_dict(weights)
     optimizer.load_state_dict(state.pop("optimizer"))
     return state

@@ -1,18 +1,21 @@
-"""Who this process is in a ``torchrun`` launch, and the few collective operations training needs.
+"""The process group of a multi-process training, and the few collective operations it needs.
 
-torchrun (single node or multi-node) sets RANK, WORLD_SIZE and LOCAL_RANK; without them this
-is a single process and every helper is a no-op. The process group is created once per
-process and reused by every job of a sweep run under torchrun.
+Who this process is comes from :mod:`lucid_arch.launch_env`: torchrun's RANK / WORLD_SIZE, or the
+tasks of a SLURM job step (``srun``, or submitit with ``hydra.launcher.nodes`` /
+``tasks_per_node``), which rendezvous over TCP on the step's first node. Without either this is
+a single process and every helper is a no-op. The process group is created once per process
+and reused by every job of a sweep run under torchrun.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from ..launch_env import detect
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,6 @@ class Dist:
         return self.world_size > 1
 
 
-def launched_rank() -> int:
-    """This process's rank as torchrun set it (0 when not launched by torchrun)."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def pick_device(setting: str, local_rank: int = 0) -> torch.device:
     if setting == "auto":
         setting = "cuda" if torch.cuda.is_available() else "cpu"
@@ -49,16 +47,18 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
 
 
 def setup(device_setting: str) -> Dist:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = launched_rank()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_setting, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    launch = detect()
+    device = pick_device(device_setting, launch.local_rank)
+    if launch.world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if launch.init_method:  # SLURM tasks: rank and world size from SLURM, rendezvous on the first node
+            dist.init_process_group(backend, init_method=launch.init_method, rank=launch.rank, world_size=launch.world_size)
+        else:  # torchrun: everything from its environment
+            dist.init_process_group(backend)
         atexit.register(_teardown)
-    return Dist(rank, world_size, local_rank, device)
+    return Dist(launch.rank, launch.world_size, launch.local_rank, device)
 
 
 def _teardown() -> None:

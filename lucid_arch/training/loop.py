@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -27,6 +28,7 @@ from . import checkpoint as ckpt
 from .distributed import Dist, all_reduce_sum, barrier, setup
 from .optim import lr_at, make_optimizer, set_lr
 from .progress import Progress, Stopwatch
+from .run_lock import RunDirLocked, run_lock
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -124,25 +126,43 @@ def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precisi
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], env)
+    if seen == 0 and len(dataset):
+        raise _all_unreadable(dataset, "validation")
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
-def _find_checkpoint(task: TrainConfig, run_dir: Path, env: Dist) -> Optional[Path]:
-    """Rank 0 looks for the checkpoint (only it knows the run directory) and tells every rank."""
-    found, error = None, None
-    if task.resume and env.is_main:
+def _all_unreadable(dataset: Any, split: str) -> Exception:
+    """A split of which no image could be decoded: an error, not a run that 'succeeds' at chance."""
+    from ..data import DatasetError
+
+    where = getattr(dataset, "root", "the dataset")
+    return DatasetError(f"Every one of the {len(dataset)} images of the {split} split of {where} was unreadable (each was "
+                        f"named on stderr). Check the files (truncated copies? another format under an image "
+                        f"extension?) and that PIL decodes them, or point task.data.root at the intact set.")
+
+
+def _claim_run(task: TrainConfig, run_dir: Path, env: Dist, hold: contextlib.ExitStack) -> Optional[Path]:
+    """Rank 0 locks the run directory and finds the checkpoint to resume (only it knows the directory); every rank learns both.
+
+    A refusal (the directory locked by another run, a bad ``task.resume``) is raised on every
+    rank, so none waits for the others in a collective that never comes.
+    """
+    found, error, kind = None, None, ""
+    if env.is_main:
         try:
-            found = ckpt.find_checkpoint(task.resume, run_dir)
-        except ckpt.ResumeError as exc:
-            error = str(exc)
+            hold.enter_context(run_lock(run_dir))
+            if task.resume:
+                found = ckpt.find_checkpoint(task.resume, run_dir, warn=lambda m: print(f"lucid-arch: {m}", file=sys.stderr))
+        except (RunDirLocked, ckpt.ResumeError) as exc:
+            error, kind = str(exc), type(exc).__name__
     if env.enabled:
         import torch.distributed as dist
 
-        box = [str(found) if found else None, error]
+        box = [str(found) if found else None, error, kind]
         dist.broadcast_object_list(box, src=0)
-        found, error = (Path(box[0]) if box[0] else None), box[1]
+        found, error, kind = (Path(box[0]) if box[0] else None), box[1], box[2]
     if error:
-        raise ckpt.ResumeError(error)
+        raise RunDirLocked(error) if kind == RunDirLocked.__name__ else ckpt.ResumeError(error)
     return found
 
 
@@ -154,7 +174,12 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult:
-    """Train ``model_cfg`` as ``task`` says, writing metrics and checkpoints into ``run_dir`` (rank 0 only)."""
+    """Train ``model_cfg`` as ``task`` says, writing metrics and checkpoints into ``run_dir`` (rank 0 only, holding its lock)."""
+    with contextlib.ExitStack() as hold:  # the run directory's lock, until the run ends or fails
+        return _fit(model_cfg, task, run_dir, hold)
+
+
+def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: contextlib.ExitStack) -> TrainResult:
     import yaml
 
     from ..builder import build_model
@@ -189,7 +214,7 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
     state: dict[str, Any] = {"step": 0, "history": [], "sums": torch.zeros(3, dtype=torch.float64), "train_seconds": 0.0,
                              "epoch_seconds": 0.0}
     resumed_from = None
-    checkpoint = _find_checkpoint(task, run_dir, env)
+    checkpoint = _claim_run(task, run_dir, env, hold)
     if checkpoint is not None:
         ckpt.check_resumable(checkpoint, config)
         state = ckpt.load_checkpoint(checkpoint, model, optimizer)
@@ -255,6 +280,8 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
                     state.update(train_seconds=clock.elapsed, epoch_seconds=epoch_clock.elapsed, history=history)
                     save(step)
             loss_sum, correct, seen = all_reduce_sum(sums.tolist(), env)
+            if seen == 0:
+                raise _all_unreadable(train_set, "training")
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "step": step,
@@ -277,12 +304,11 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
                 _write_metrics(run_dir, history)
             state.update(train_seconds=clock.elapsed, epoch_seconds=0.0, history=history)
             save(step)
+        if env.is_main:
+            ckpt.save_weights(model, run_dir / ckpt.WEIGHTS, {"model": model_cfg.name})
+            (run_dir / ckpt.CONFIG).write_text(config_yaml)
     finally:
         progress.close()
-
-    if env.is_main:
-        ckpt.save_weights(model, run_dir / ckpt.WEIGHTS, {"model": model_cfg.name})
-        (run_dir / ckpt.CONFIG).write_text(config_yaml)
     images = sum(r["images_per_second"] * r["epoch_seconds"] for r in history)
     return TrainResult(
         model_config=model_cfg,

@@ -1,0 +1,74 @@
+"""The app's sweeper: Hydra's basic sweeper, made so that a launcher's failure never loses a sweep.
+
+Hydra's basic sweeper calls the launcher and re-raises the first failed job's error; when the
+launcher itself raises (a joblib worker killed: TerminatedWorkerError; a submitit job
+cancelled: UncompletedJobError) the multirun ends there, ``on_multirun_end`` is never called,
+and no sweep.csv / .md / .png is written. This one (set in conf/hydra/default.yaml):
+
+0. runs Hydra's submitit launchers as lucid_arch.cli.launchers' subclasses, which wait for every
+   job and say why one ended without a result, instead of raising at the first,
+1. composes every job first (an invalid sweep value is still reported before any job runs),
+2. records the jobs in the sweep's ledger (lucid_arch.cli.sweep_ledger), refusing a directory
+   that holds another sweep's jobs,
+3. launches them batch by batch; what a launcher raises, or says of a job that ended without a
+   result, goes into the ledger beside the jobs it concerns, and the sweep goes on,
+4. returns, so Hydra calls the sweep report (lucid_arch.cli.sweep_report), which writes a row
+   for every job from what it left on disk and what the ledger says; the app exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
+from omegaconf import OmegaConf
+
+from . import sweep_ledger
+
+
+class Sweeper(BasicSweeper):
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        if type(self.launcher).__module__.startswith("hydra_plugins.hydra_submitit_launcher"):
+            from .launchers import adopt
+
+            self.launcher = adopt(self.launcher)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parser.parse_overrides([*self._parse_config(), *arguments]), self.max_batch_size)
+        for batch in self.overrides:
+            self.validate_batch_is_legal(batch)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        ledger = sweep_ledger.open_ledger(sweep_dir, [job for batch in self.overrides for job in batch])
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        returns = []
+        first = 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            nums = range(first, first + len(batch))
+            try:
+                results = self.launcher.launch(batch, initial_job_idx=first)
+            except Exception as error:  # noqa: BLE001 -- whatever the launcher lost, the report still has every job
+                reason = f"the {type(self.launcher).__name__} lost the batch: {type(error).__name__}: {_one_line(error)}"
+                print(f"lucid-arch: {reason}", file=sys.stderr)
+                sweep_ledger.record_launcher_errors(sweep_dir, ledger, {num: reason for num in nums})
+                results = []
+            else:
+                died = {num: _one_line(r._return_value) for num, r in zip(nums, results) if r.status == JobStatus.FAILED}
+                if died:
+                    sweep_ledger.record_launcher_errors(sweep_dir, ledger, died)
+            returns.append(results)
+            first += len(batch)
+        return returns
+
+
+def _one_line(error: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(error).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
