@@ -66,7 +66,7 @@ def _int_kind(hint: Any) -> str:
 
 
 _INT_ARGUMENTS = {name: kind for name, hint in typing.get_type_hints(ModelConfig).items() if (kind := _int_kind(hint))}
-_INT_ARGUMENTS.update(patch_size="scalar", num_stages="scalar")
+_INT_ARGUMENTS.update(patch_size="scalar", num_stages="scalar", img_size="either")  # img_size: a side or [height, width]
 
 
 def _whole(value: Any) -> Any:
@@ -78,6 +78,8 @@ def _whole(value: Any) -> Any:
 
 def _whole_numbers(name: str, value: Any) -> Any:
     kind = _INT_ARGUMENTS.get(name)
+    if kind == "either":
+        kind = "list" if isinstance(value, (list, tuple)) else "scalar"
     if kind == "scalar":
         return _whole(value)
     if kind == "list" and isinstance(value, (list, tuple)):

@@ -88,3 +88,25 @@ def test_a_pr_comment_always_fits_githubs_limit():
     assert done.returncode == 1 and len(done.stdout) < 65_536
     assert "- … and " in done.stdout  # the 1,000-tensor lists are cut, and say so
     assert shutil.which("git")
+
+
+def test_training_honours_threads_and_writes_files_colleagues_can_read(tmp_path):
+    tiny = ["model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]", "model.mlp_ratios=[2,2,2,2]",
+            "model.sr_ratios=[4,2,1,1]", "task.data.image_size=32", "task.data.num_train=64", "task.data.num_val=32",
+            "task.batch_size=32", "task.epochs=1", "task.precision=fp32", "task.progress=none"]
+    run = tmp_path / "run"
+    done = subprocess.run(
+        ["bash", "-c", f"umask 022 && exec '{SCRIPT}' task=train model=pvt_v2_b0 task.threads=1 hydra.run.dir={run} format=json "
+         + " ".join(f"'{a}'" for a in tiny)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    assert json.loads((run / "summary.json").read_text())["train"]["threads"] == 1
+    written = [run / "model.safetensors", *sorted((run / "checkpoints").glob("step_*/model.safetensors"))]
+    assert len(written) == 2
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o644, path  # not safetensors' own 0600
+    code = subprocess.run([str(SCRIPT), "task=train", "task.threads=0", "format=json"], capture_output=True, text=True, cwd=tmp_path)
+    assert code.returncode == 2 and "task.threads = 0: must be at least 1" in code.stderr

@@ -37,11 +37,22 @@ from .model_files import (
 
 GROUP = "model/"
 _active = 0
+_labels: dict[str, str] = {}  # a YAML path mounted under another name -> the path it was given as
+
+
+@contextlib.contextmanager
+def labelled(name: str, label: str) -> Iterator[None]:
+    """Within the block, messages about model file ``name`` call it ``label`` (a mounted YAML path)."""
+    _labels[name] = label
+    try:
+        yield
+    finally:
+        _labels.pop(name, None)
 
 
 def read_model_path(path: str, name: str, model_dir: str) -> ModelFile:
     """Parse the model file at ``path`` if it is a regular file inside ``model_dir`` (symlinks resolved)."""
-    label = display_path(Path(path))
+    label = _labels.get(name) or display_path(Path(path))
     real = os.path.realpath(path)
     if os.path.dirname(real) != os.path.realpath(model_dir):
         return ModelFile(

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from .checks import ConfigError, Problem, suggest
-from .guard import model_files_checked, read_model_path
-from .model_files import quote, valid_name
+from .guard import labelled, model_files_checked, read_model_path
+from .model_files import display_path, quote, valid_name
 from .schema import ModelConfig, field_names
 from .store import register_configs
 
@@ -216,8 +216,8 @@ def _model_choice(name: str) -> Iterator[list[str]]:
     checked = read_model_path(str(path), path.stem, str(path.resolve().parent))
     if checked.problems:
         raise ConfigError(checked.problems, name)
-    with tempfile.TemporaryDirectory(prefix="lucid_arch_") as tmp:
-        mounted = f"{MOUNT_PREFIX}{path.stem}"
+    mounted = f"{MOUNT_PREFIX}{path.stem}"
+    with tempfile.TemporaryDirectory(prefix="lucid_arch_") as tmp, labelled(mounted, display_path(path)):
         (Path(tmp) / "model").mkdir()
         (Path(tmp) / "model" / f"{mounted}.yaml").write_bytes(path.read_bytes())
         choice = [f"model={mounted}", f"hydra.searchpath=[file://{tmp}]"]

@@ -316,7 +316,7 @@ def resolve_chain(name: str, load: Callable[[str], Optional[ModelFile]]) -> tupl
             loaded = load(current)
             if loaded is None:
                 where = f"{quote(files[referrer].label)}: defaults names {quote(current, 60)!r}" if referrer else f"model={quote(current, 60)}"
-                problems.append(Problem("model", f"{where}, but there is no model file of that name in the directory."))
+                problems.append(Problem("model", f"{where}, but there is no model file of that name; check its defaults list."))
                 visits[current] = 1
                 return 1
             files[current] = loaded

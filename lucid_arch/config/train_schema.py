@@ -154,6 +154,15 @@ class TrainConfig:
         metadata=_doc("'bar' (a live progress bar), 'log' (a line every log_every steps), 'none', or auto: bar in a terminal, log otherwise."),
     )
     log_every: int = field(default=50, metadata=_doc("Steps between progress lines when progress is 'log'."))
+    threads: Optional[int] = field(
+        default=None,
+        metadata=_doc(
+            """CPU threads torch may use (torch.set_num_threads). null: torch's default, one per core,
+            right for one training alone on a machine. Set it when processes share the cores (a
+            joblib sweep with n_jobs > 1, ranks under torchrun on a CPU machine, another job):
+            cores divided by processes, or the runs slow each other down oversubscribing."""
+        ),
+    )
 
 
 def field_help(cls: type = TrainConfig, prefix: str = "") -> dict[str, str]:
@@ -187,6 +196,8 @@ def check_train(task: Any) -> None:
     for key in ("epochs", "batch_size", "eval_every", "log_every", "keep_checkpoints", "data.num_train", "data.num_val"):
         if _get(task, key) < 1:
             bad(key, "must be at least 1.")
+    if task.threads is not None and task.threads < 1:
+        bad("threads", "must be at least 1, or null for torch's default.")
     for key in ("checkpoint_every", "data.num_workers"):
         if _get(task, key) < 0:
             bad(key, "must be 0 or more.")

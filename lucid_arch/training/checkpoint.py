@@ -28,15 +28,34 @@ _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 # Task keys that may differ on resume: they change how a run reports or where it runs, not
 # what it computes.
-RESUMABLE_CHANGES = frozenset({"resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "device", "data.num_workers"})
+RESUMABLE_CHANGES = frozenset(
+    {"resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "device", "threads", "data.num_workers"}
+)
+
+
+def process_umask() -> int:
+    """The process's umask, read without changing it where the OS tells (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_weights(model: nn.Module, path: Path, metadata: Optional[dict[str, str]] = None) -> None:
+    """Write atomically, with the permissions any new file gets (safetensors itself writes 0600,
+    which would hide a run from colleagues sharing its storage)."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o666 & ~process_umask())
     os.replace(tmp, path)
 
 

@@ -188,6 +188,8 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     if model_cfg.features_only:
         raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier, "
                                    "and a backbone has no head; set model.features_only=false (the MiT encoders set it).")], "task=train")
+    if task.threads:
+        torch.set_num_threads(task.threads)
     env = setup(task.device)
     run_dir = Path(run_dir)
     train_set, val_set, classes = build_datasets(task.data)
