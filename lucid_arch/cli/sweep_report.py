@@ -20,10 +20,10 @@ from omegaconf import DictConfig
 
 from .jobs import SUMMARY_FILE
 from .sweep_ledger import job_dirs, read_ledger
+from .sweep_plot import write_plot
 from ..tables import Table, to_markdown
 
 FIXED_COLUMNS = ("job", "overrides", "model", "status")
-MAX_KEY_LINES = 40  # the plot's key lists at most this many jobs
 _failed = 0  # failed jobs of the last sweep in this process; the app's exit status reads it
 
 
@@ -168,54 +168,6 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         notes=[("every job", f"`{' '.join(common)}`")] if common else [],
     )
     path.write_text(to_markdown(table) + "\n")
-
-
-def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Parameters against GFLOPs: points labelled by job number, a key of what each job changed.
-
-    Jobs landing on the same point (``linear=true`` ignores ``sr_ratios``) share one label.
-    A training sweep plots validation accuracy against GFLOPs instead, beside each job's
-    validation-accuracy curve: what an architecture learns, for what it costs.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on a cluster node
-    import matplotlib.pyplot as plt
-
-    done = [r for r in rows if r["status"] == "ok" and {"params", "gflops"} <= r["metrics"].keys()]
-    trained = bool(done) and all("val_acc" in r["metrics"] for r in done)
-    common = common_overrides(rows)
-    points: dict[tuple[float, float], list[str]] = {}
-    for r in done:
-        y = 100 * r["metrics"]["val_acc"] if trained else r["metrics"]["params"] / 1e6
-        points.setdefault((r["metrics"]["gflops"], y), []).append(str(r["job"]))
-    key = [f"#{r['job']}: {_varying(r, common).replace('model.', '') or r['model']}" for r in done][:MAX_KEY_LINES]
-    height = 5 + 0.18 * len(key)
-    fig = plt.figure(figsize=(14 if trained else 9, height), dpi=100)
-    bottom, top = 0.18 * len(key) / height + 0.1, 0.8 * 5 / height
-    ax = fig.add_axes((0.06, bottom, 0.42, top) if trained else (0.09, bottom, 0.88, top))
-    if trained:
-        curves = fig.add_axes((0.56, bottom, 0.42, top))
-        for r in done:
-            if r["curve"]:
-                epochs, acc = zip(*r["curve"])
-                curves.plot(epochs, [100 * a for a in acc], marker="o", markersize=3, label=f"#{r['job']}")
-        curves.set(xlabel="epoch", ylabel="validation accuracy (%)", title="learning curves")
-        curves.grid(alpha=0.3)
-        curves.legend(fontsize=8)
-    for (x, y), jobs in points.items():
-        ax.scatter(x, y, color="tab:blue")
-        ax.annotate("#" + ",".join(jobs), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    if not done:
-        ax.text(0.5, 0.5, "no successful jobs", ha="center", va="center", transform=ax.transAxes)
-    failed = len(rows) - len(done)
-    ax.set(xlabel="GFLOPs", ylabel="validation accuracy (%)" if trained else "parameters (M)",
-           title=title + (f" ({failed} failed, not shown)" if failed else ""))
-    ax.grid(alpha=0.3)
-    ax.margins(0.15)
-    fig.text(0.02, 0.01, "\n".join(key), fontsize=8, family="monospace", va="bottom")
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
