@@ -74,8 +74,8 @@ def test_summary_through_the_console_script(tmp_path):
     assert record["overrides"] == ["model=pvt_v2_b2", "model.depths=[3,4,18,3]"]
 
 
-@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
-def test_json_summary_of_every_variant(name, capsys):
+@pytest.mark.parametrize("name", ["pvt_tiny", "pvt_huge", "pvt_v2_b0", "pvt_v2_b2_li"])  # every variant: test_variants, test_readme
+def test_json_summary_of_a_variant(name, capsys):
     code, out, err = run_main([f"model={name}", "format=json"], capsys)
     assert code == 0, err
     summary = json.loads(out)

@@ -2,7 +2,7 @@
 resume equivalence (after a real SIGKILL), image folders with bad files, sweeps and DDP.
 
 Runs use a tiny PVT (four 1-block stages) on small 32-px shapes sets, so each trains in a
-second or two; the learning test trains pvt_v2_b0 itself, for about 20 s on two cores.
+second or two.
 """
 
 from __future__ import annotations
@@ -87,23 +87,38 @@ def test_warmup_then_cosine():
 # ------------------------------------------------------------------------------------ learning
 
 
-def test_loss_falls_and_accuracy_beats_chance_on_shapes(capsys):
-    # pvt_v2_b0 as published, on 2560 shapes for 4 epochs: about 20 s on two cores. (A tiny model or
-    # 32-px images stays at chance this briefly: the shapes' random colours take a while to ignore.)
-    code, out, err = run_main(["task=train", "model=pvt_v2_b0", "task.data.num_train=2560", "task.data.num_val=400",
-                               "task.epochs=4", "task.batch_size=32", "task.optimizer.lr=1e-3", "task.progress=log", "format=json",
-                               "hydra.run.dir=run"], capsys)
+def test_the_recipe_learns_the_shapes_it_is_shown(capsys, tmp_path):
+    # 80 shapes images as a folder whose val/ holds the same images as train/: the model must learn
+    # them through the training pipeline (augmentation off) and name them through the validation
+    # one, so the optimizer, the schedule and the image-label pairing of both pipelines are checked
+    # in ~75 steps of the tiny model (about 10 s on two cores). How far the recipe generalises is
+    # shown by examples/train_shapes (pvt_v2_b0: 70% on unseen shapes in 10 epochs); training for
+    # that here would cost minutes on a CPU without bf16.
+    from PIL import Image
+
+    from lucid_arch.data.shapes import CLASSES, render_shapes
+
+    images, labels = render_shapes(80, 32, seed=3)
+    for split in ("train", "val"):
+        for i, (image, label) in enumerate(zip(images, labels)):
+            folder = tmp_path / "shapes" / split / CLASSES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+    code, out, err = run_main(["task=train", "model=pvt_v2_b0", *TINY, "task.data.dataset=folder", f"task.data.root={tmp_path / 'shapes'}",
+                               "task.data.image_size=32", "task.data.augment=false", "task.epochs=12", "task.batch_size=16",
+                               "task.optimizer.lr=2e-3", "task.label_smoothing=0", "task.eval_every=4", "task.precision=fp32",
+                               "task.progress=log", "task.log_every=10", "format=json", "hydra.run.dir=run"], capsys)
     assert code == 0, err
     records = history(Path("run"))
-    assert len(records) == 4
-    assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.3
-    assert records[-1]["val_acc"] > 0.2, records  # chance is 0.10 on the 10 balanced classes (this machine: 0.27)
+    assert len(records) == 12
+    assert records[-1]["train_loss"] < records[0]["train_loss"] - 1.0
+    assert records[-1]["val_acc"] >= 0.8, records[-1]  # chance is 0.10 on the 10 classes
     summary = json.loads(Path("run/summary.json").read_text())
     assert summary["status"] == "ok"
     assert summary["metrics"]["val_acc"] == pytest.approx(records[-1]["val_acc"], abs=1e-4)
-    assert summary["train"]["classes"][0] and len(summary["train"]["classes"]) == 10
+    assert summary["train"]["classes"] == sorted(CLASSES)
     assert json.loads(out)["metrics"]["val_acc"] == summary["metrics"]["val_acc"]
-    assert "epoch 4/4: train loss" in err and "img/s" in err
+    assert "epoch 12/12" in err and "img/s" in err
 
 
 def test_outputs_weights_config_and_checkpoints(capsys):
@@ -155,7 +170,7 @@ def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(capsys)
 
 
 def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path):
-    args = [*SMALL_RUN, "task.epochs=3", "task.data.num_train=512", "task.checkpoint_every=4", "task.keep_checkpoints=50"]
+    args = [*SMALL_RUN, "task.epochs=2", "task.checkpoint_every=4", "task.keep_checkpoints=50"]
     full = run_script(*args, "hydra.run.dir=full", cwd=tmp_path)
     assert full.returncode == 0, full.stderr
 
@@ -288,11 +303,12 @@ def test_a_training_sweep_tabulates_accuracy_params_flops_and_throughput(capsys)
 # ----------------------------------------------------------------------------------------- DDP
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process_and_only_rank_0_writes(tmp_path):
+def test_ddp_on_two_cpu_processes_matches_one_process_and_only_rank_0_writes(tmp_path, capsys, monkeypatch):
     # No augmentation or drop-path: the two ranks' half batches average to the one-process batch.
     args = [*SMALL_RUN, "task.epochs=1", "task.data.augment=false", "task.progress=none", "task.device=cpu"]
-    single = run_script(*args, "hydra.run.dir=single", cwd=tmp_path)
-    assert single.returncode == 0, single.stderr
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main([*args, "hydra.run.dir=single"], capsys)
+    assert code == 0, err
     env = {"OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "scratch")}
     (tmp_path / "scratch").mkdir()
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,32 +80,35 @@ def test_bracketed_values_survive_rich_output(tmp_path):
     assert code == 1 and "model.linear" in terminal and "[true, false, false, false]" in terminal
 
 
-def test_a_pr_comment_always_fits_githubs_limit():
-    done = subprocess.run(
-        [str(SCRIPT.parent / "lucid-arch-diff"), "pvt_v2_b0", "pvt_huge", "--format", "md"], capture_output=True, text=True, cwd=ROOT
-    )
-    assert done.returncode == 1 and len(done.stdout) < 65_536
-    assert "- … and " in done.stdout  # the 1,000-tensor lists are cut, and say so
-    assert shutil.which("git")
+def test_a_pr_comment_always_fits_githubs_limit(capsys):
+    from lucid_arch.diff.cli import main
+
+    assert main(["pvt_v2_b0", "pvt_huge", "--format", "md"]) == 1
+    out = capsys.readouterr().out
+    assert len(out) < 65_536
+    assert "- … and " in out  # the 1,000-tensor lists are cut, and say so
 
 
-def test_training_honours_threads_and_writes_files_colleagues_can_read(tmp_path):
+def test_training_honours_threads_and_writes_files_colleagues_can_read(capsys, tmp_path, monkeypatch):
+    import json
+
+    import torch
+
     tiny = ["model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]", "model.mlp_ratios=[2,2,2,2]",
             "model.sr_ratios=[4,2,1,1]", "task.data.image_size=32", "task.data.num_train=64", "task.data.num_val=32",
             "task.batch_size=32", "task.epochs=1", "task.precision=fp32", "task.progress=none"]
-    run = tmp_path / "run"
-    done = subprocess.run(
-        ["bash", "-c", f"umask 022 && exec '{SCRIPT}' task=train model=pvt_v2_b0 task.threads=1 hydra.run.dir={run} format=json "
-         + " ".join(f"'{a}'" for a in tiny)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    import json
-
+    monkeypatch.chdir(tmp_path)
+    run, threads, umask = tmp_path / "run", torch.get_num_threads(), os.umask(0o022)
+    try:
+        code, _, err = run_main(["task=train", "model=pvt_v2_b0", "task.threads=1", f"hydra.run.dir={run}", "format=json", *tiny], capsys)
+    finally:
+        os.umask(umask)
+    assert code == 0, err
     assert json.loads((run / "summary.json").read_text())["train"]["threads"] == 1
+    assert torch.get_num_threads() == threads  # the run's setting ends with the run
     written = [run / "model.safetensors", *sorted((run / "checkpoints").glob("step_*/model.safetensors"))]
     assert len(written) == 2
     for path in written:
         assert path.stat().st_mode & 0o777 == 0o644, path  # not safetensors' own 0600
-    code = subprocess.run([str(SCRIPT), "task=train", "task.threads=0", "format=json"], capture_output=True, text=True, cwd=tmp_path)
-    assert code.returncode == 2 and "task.threads = 0: must be at least 1" in code.stderr
+    code, _, err = run_main(["task=train", "task.threads=0", "format=json"], capsys)
+    assert code == 2 and "task.threads = 0: must be at least 1" in err

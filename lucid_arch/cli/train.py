@@ -29,7 +29,6 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..training import fit
     from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
     from ..training.run_lock import RunDirLocked
-    import torch
 
     task = OmegaConf.to_object(cfg.task)
     check_train(task)
@@ -61,7 +60,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
             "epochs": len(result.history),
             "best_epoch": best["epoch"],
             "precision": result.precision,
-            "threads": torch.get_num_threads(),  # per process, as task.threads set it (or torch's default)
+            "threads": result.threads,  # per process, as task.threads set it (or torch's default)
             "processes": result.world_size,
             "world_size": result.world_size,  # DDP ranks over all nodes: torchrun's processes or a SLURM job's tasks
             "launcher": launch_env.detect().source,  # single, torchrun or slurm

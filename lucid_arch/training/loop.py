@@ -42,6 +42,7 @@ class TrainResult:
     images_per_second: float
     precision: str
     world_size: int
+    threads: int  # torch's CPU threads per process during the run
     resumed_from: Optional[str] = None
     notes: list[str] = field(default_factory=list)
 
@@ -175,8 +176,12 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult:
     """Train ``model_cfg`` as ``task`` says, writing metrics and checkpoints into ``run_dir`` (rank 0 only, holding its lock)."""
-    with contextlib.ExitStack() as hold:  # the run directory's lock, until the run ends or fails
-        return _fit(model_cfg, task, run_dir, hold)
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.ExitStack() as hold:  # the run directory's lock, until the run ends or fails
+            return _fit(model_cfg, task, run_dir, hold)
+    finally:
+        torch.set_num_threads(threads)  # task.threads is this run's; a caller's later work keeps its own
 
 
 def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: contextlib.ExitStack) -> TrainResult:
@@ -319,6 +324,7 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
         train_seconds=clock.elapsed,
         images_per_second=images / max(clock.elapsed, 1e-9),
         precision=precision,
+        threads=torch.get_num_threads(),
         world_size=env.world_size,
         resumed_from=resumed_from,
     )
