@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `pytest -n N`'s processes: N of them share the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torch here and in the processes tests start
+
 import pytest
 import torch
 

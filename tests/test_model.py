@@ -161,7 +161,6 @@ def test_hybrids_are_configs_only(overrides):
 
 
 def test_torch_compile_matches_eager():
-    torch.set_num_threads(2)
     model = small("v2", embed_dims=[16, 32], num_heads=[1, 2], depths=[1, 1], mlp_ratios=[2, 2], sr_ratios=[2, 1])
     x = torch.randn(2, 3, 64, 64)
     compiled = torch.compile(model, fullgraph=True)

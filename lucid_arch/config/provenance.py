@@ -156,7 +156,7 @@ def _defaults_list(overrides: list[str]):
     loader = GlobalHydra.instance().config_loader()
     parsed, repo = loader._parse_overrides_and_create_caching_repo(PRIMARY_CONFIG, overrides)
     defaults = create_defaults_list(
-        repo=repo, config_name=PRIMARY_CONFIG, overrides_list=parsed, prepend_hydra=True, skip_missing=False
+        repo=repo, config_name=PRIMARY_CONFIG, overrides_list=parsed, prepend_hydra=False, skip_missing=False
     )
     return defaults, repo
 

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 from typing import Optional, Sequence, TextIO
 
 EPILOG = """\
@@ -93,10 +94,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_TROUBLE
 
 
+def _prefetch_analysis() -> threading.Thread:
+    """Import torch and the analysis while the sides compose in their children (~1 s saved per diff)."""
+    import importlib
+
+    thread = threading.Thread(target=importlib.import_module, args=("lucid_arch.analysis",), daemon=True)
+    thread.start()
+    return thread
+
+
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from .compare import compare
     from .sides import SideError, load_sides
 
+    prefetch = _prefetch_analysis()
     try:
         old, new = load_sides(
             [("old", args.old, [*args.both, *args.old_overrides]), ("new", args.new, [*args.both, *args.new_overrides])]
@@ -104,6 +114,10 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     except SideError as err:
         print(f"lucid-arch-diff: {err}", file=sys.stderr)
         return EXIT_TROUBLE
+    finally:
+        prefetch.join()
+    from .compare import compare
+
     report = compare(old, new)
     if args.format == "term":
         from .render_term import render

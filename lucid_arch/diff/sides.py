@@ -78,12 +78,24 @@ def load_side(role: str, spec: str, overrides: Sequence[str] = ()) -> Side:
 
 
 def load_sides(sides: Sequence[tuple[str, str, Sequence[str]]]) -> list[Side]:
-    """Several sides at once, each composed in its own sandboxed child, in parallel."""
-    targets = [(role, spec, check_overrides(overrides), locate(spec)) for role, spec, overrides in sides]
-    answers = sandbox.compose_many(
-        [(t.snapshot, [{"name": t.name, "overrides": list(o), "set_name": t.set_name}]) for _, _, o, t in targets]
-    )
-    return [side_from_answer(role, spec, o, t.kind, a[0]) for (role, spec, o, t), a in zip(targets, answers)]
+    """Several sides at once: one sandboxed child per model directory they come from, in parallel.
+
+    Sides from the same directory (two shipped variants, or a variant and its override) share a
+    child; sides from different trees (a git revision and the working tree) never do.
+    """
+    shared: dict[str, ModelDir] = {}
+    targets = [(role, spec, check_overrides(overrides), locate(spec, shared)) for role, spec, overrides in sides]
+    snapshots: list[ModelDir] = []
+    for *_, target in targets:
+        if not any(target.snapshot is s for s in snapshots):
+            snapshots.append(target.snapshot)
+    requests = [[{"name": t.name, "overrides": list(o), "set_name": t.set_name} for _, _, o, t in targets if t.snapshot is s] for s in snapshots]
+    answers = [iter(a) for a in sandbox.compose_many(list(zip(snapshots, requests)))]
+    out = []
+    for role, spec, overrides, target in targets:
+        answer = next(answers[next(i for i, s in enumerate(snapshots) if s is target.snapshot)])
+        out.append(side_from_answer(role, spec, overrides, target.kind, answer))
+    return out
 
 
 def side_from_answer(role: str, spec: str, overrides: Sequence[str], kind: str, answer: dict[str, Any]) -> Side:
@@ -121,10 +133,15 @@ def check_overrides(overrides: Sequence[str]) -> tuple[str, ...]:
 # --- finding a side ----------------------------------------------------------------------------------
 
 
-def shipped() -> ModelDir:
-    """The installed variants, as a snapshot (read under the same rules as any other tree)."""
+def shipped(cache: Optional[dict[str, ModelDir]] = None) -> ModelDir:
+    """The installed variants, as a snapshot (read under the same rules as any other tree); read once per ``cache``."""
+    if cache is not None and "shipped" in cache:
+        return cache["shipped"]
     model_dir = config_dir() / "model"
-    return trees.read_dir(model_dir, display_path(model_dir) + "/")
+    snapshot = trees.read_dir(model_dir, display_path(model_dir) + "/")
+    if cache is not None:
+        cache["shipped"] = snapshot
+    return snapshot
 
 
 def is_git_spec(spec: str) -> bool:
@@ -133,22 +150,25 @@ def is_git_spec(spec: str) -> bool:
     return bool(sep and rev and is_yaml_path(path)) and not Path(spec).is_file()
 
 
-def locate(spec: str) -> Target:
-    """The snapshot and variant a spec names; :class:`SideError` when it names nothing usable."""
+def locate(spec: str, cache: Optional[dict[str, ModelDir]] = None) -> Target:
+    """The snapshot and variant a spec names; :class:`SideError` when it names nothing usable.
+
+    ``cache`` lets sides naming shipped variants share one snapshot of them.
+    """
     if len(spec) > MAX_SPEC_CHARS:
         raise SideError(f"a side of {len(spec):,} characters; at most {MAX_SPEC_CHARS:,}.")
     try:
         if is_git_spec(spec):
-            return _git_target(spec)
+            return _git_target(spec, cache)
         if not is_yaml_path(spec):
-            return _variant_target(spec)
-        return _file_target(spec)
+            return _variant_target(spec, cache)
+        return _file_target(spec, cache)
     except TreeError as err:
         raise SideError(f"{quote(spec)}: {err}") from None
 
 
-def _variant_target(name: str) -> Target:
-    snapshot = shipped()
+def _variant_target(name: str, cache: Optional[dict[str, ModelDir]]) -> Target:
+    snapshot = shipped(cache)
     if name in snapshot.refused:
         raise SideError(snapshot.refused[name])
     if not valid_name(name) or name not in snapshot.files:
@@ -169,7 +189,7 @@ def _stem(path: str) -> str:
     return stem
 
 
-def _file_target(spec: str) -> Target:
+def _file_target(spec: str, cache: Optional[dict[str, ModelDir]]) -> Target:
     path = Path(spec).expanduser()
     if not path.is_file():
         raise SideError(f"{quote(spec)}: no such file. Give a variant name (pvt_v2_b2), a YAML path, or REV:path/to/variant.yaml.")
@@ -179,10 +199,10 @@ def _file_target(spec: str) -> Target:
         # inside a config tree: its parents are that tree's files, not the installed ones
         return Target("file", trees.read_dir(parent, display_path(parent) + "/"), stem)
     mounted = f"{MOUNT_PREFIX}{stem}"
-    return Target("file", shipped().with_file(mounted, trees.read_file(path), str(spec)), mounted, set_name=stem)
+    return Target("file", shipped(cache).with_file(mounted, trees.read_file(path), str(spec)), mounted, set_name=stem)
 
 
-def _git_target(spec: str) -> Target:
+def _git_target(spec: str, cache: Optional[dict[str, ModelDir]]) -> Target:
     """``REV:path`` composed against the model directory *as of REV*, read from git's objects.
 
     A variant extends other variants, so reading the one file at REV but its parents from the
@@ -206,7 +226,7 @@ def _git_target(spec: str) -> Target:
         return Target("git", trees.read_git_dir(commit, model_dir.as_posix(), top, f"{rev}:{model_dir.as_posix()}/"), stem)
     mounted = f"{MOUNT_PREFIX}{stem}"
     data = trees.read_git_file(commit, rel, top)
-    return Target("git", shipped().with_file(mounted, data, f"{rev}:{rel}"), mounted, set_name=stem)
+    return Target("git", shipped(cache).with_file(mounted, data, f"{rev}:{rel}"), mounted, set_name=stem)
 
 
 def _repo_relative(path: str, cwd: Path, top: Path) -> Optional[str]:
