@@ -83,7 +83,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error(f"--output {args.output}: {err.strerror}")
     try:
         with out if args.output else contextlib.nullcontext():
-            return _review(args, out) if args.review else _run(args, out)
+            code = _review(args, out) if args.review else _run(args, out)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would make Python exit 120
+        return code
     except BrokenPipeError:  # `lucid-arch-diff ... | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_TROUBLE
