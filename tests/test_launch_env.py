@@ -44,3 +44,13 @@ def test_scontrol_lines_give_each_array_task_its_state():
     assert {k: v["State"] for k, v in states.items()} == {"12_2": "PENDING", "12_3": "PENDING", "12_0": "CANCELLED",
                                                           "12_1": "FAILED", "20": "OUT_OF_MEMORY"}
     assert states["12_1"]["ExitCode"] == "137:0" and states["20"]["Reason"] == "OutOfMemory"
+
+
+def test_a_slurm_task_gets_the_cpus_slurm_gave_it():
+    from lucid_arch.launch_env import slurm_cpus_per_task
+
+    assert slurm_cpus_per_task({}) is None  # not in SLURM: torch's default
+    assert slurm_cpus_per_task({"SLURM_CPUS_PER_TASK": "8", "SLURM_CPUS_ON_NODE": "64"}) == 8
+    assert slurm_cpus_per_task({"SLURM_CPUS_ON_NODE": "8", "SLURM_TASKS_PER_NODE": "2(x3)"}) == 4
+    assert slurm_cpus_per_task({"SLURM_CPUS_ON_NODE": "1", "SLURM_TASKS_PER_NODE": "1(x2)"}) == 1
+    assert slurm_cpus_per_task({"SLURM_CPUS_ON_NODE": "3", "SLURM_TASKS_PER_NODE": "4"}) == 1

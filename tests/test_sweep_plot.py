@@ -10,8 +10,6 @@ import itertools
 import random
 from pathlib import Path
 
-import pytest
-
 from lucid_arch.cli.label_layout import overlap, place_labels, stack_labels
 from lucid_arch.cli.sweep_plot import LABEL_GID, figure, job_span, log_scale, not_shown
 from lucid_arch.cli.sweep_styles import MARKERS, encode, override_pairs, varied

@@ -157,10 +157,11 @@ class TrainConfig:
     threads: Optional[int] = field(
         default=None,
         metadata=_doc(
-            """CPU threads torch may use (torch.set_num_threads). null: torch's default, one per core,
-            right for one training alone on a machine. Set it when processes share the cores (a
-            joblib sweep with n_jobs > 1, ranks under torchrun on a CPU machine, another job):
-            cores divided by processes, or the runs slow each other down oversubscribing."""
+            """CPU threads torch may use (torch.set_num_threads). null: in a SLURM job, the CPUs SLURM
+            gave the task; elsewhere torch's default, one per core, right for one training alone on a
+            machine (torchrun already sets 1 per rank). Set it when processes share the cores (a
+            joblib sweep with n_jobs > 1, another job): cores divided by processes, or the runs slow
+            each other down oversubscribing."""
         ),
     )
 

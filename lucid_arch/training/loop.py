@@ -20,6 +20,7 @@ from typing import Any, Iterator, Optional
 import torch
 from torch import nn
 
+from .. import launch_env
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.geometry import image_hw
 from ..config.train_schema import TrainConfig, plain_image_size
@@ -193,8 +194,9 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     if model_cfg.features_only:
         raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier, "
                                    "and a backbone has no head; set model.features_only=false (the MiT encoders set it).")], "task=train")
-    if task.threads:
-        torch.set_num_threads(task.threads)
+    threads = task.threads or launch_env.slurm_cpus_per_task()  # in a SLURM job: the CPUs it was given
+    if threads and (task.threads or threads < torch.get_num_threads()):
+        torch.set_num_threads(threads)
     env = setup(task.device)
     run_dir = Path(run_dir)
     train_set, val_set, classes = build_datasets(task.data)
