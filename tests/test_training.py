@@ -357,6 +357,9 @@ def test_resume_skips_a_damaged_checkpoint_and_refuses_a_named_one(capsys):
     import argparse
     import shutil
 
+    from lucid_arch.training.checkpoint import read_checkpoint
+    from lucid_arch.weights.files import CheckpointError
+
     common = [*SMALL_RUN, "task.epochs=2", "task.keep_checkpoints=5", "task.data.num_train=64"]  # 2 steps an epoch
     assert run_main([*common, "hydra.run.dir=full"], capsys)[0] == 0
     final = ("model.safetensors", "summary.json", "metrics.jsonl")  # the run's own, not its checkpoints'
@@ -378,6 +381,8 @@ def test_resume_skips_a_damaged_checkpoint_and_refuses_a_named_one(capsys):
         code, _, err = run_main([*common, f"task.resume={newest.parent}", "hydra.run.dir=named"], capsys)
         assert code == 2 and "Traceback" not in err and str(newest) in err, err
         assert needle in err and err.count("\n") == 1
+        with pytest.raises(CheckpointError, match="damaged"):  # the same from Python
+            read_checkpoint(newest.parent)
     Path("auto/checkpoints/step_00000002/model.safetensors").write_bytes(b"\0" * 10)
     code, _, err = run_main([*common, "task.resume=auto", "hydra.run.dir=auto"], capsys)
     assert code == 2 and "/auto is damaged (2; the newest, " in err and "task.resume=auto: every checkpoint of " in err

@@ -20,6 +20,8 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
+from ..weights.files import CheckpointError
+
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.yaml"
@@ -86,8 +88,12 @@ class ResumeError(ValueError):
     """A resume that cannot continue the run it points at."""
 
 
-class DamagedCheckpointError(ResumeError):
-    """A checkpoint whose files cannot be read back (truncated, corrupt, or pickling code)."""
+class DamagedCheckpointError(ResumeError, CheckpointError):
+    """A checkpoint whose files cannot be read back (truncated, corrupt, or pickling code).
+
+    A CheckpointError like any unreadable weights file, and a ResumeError because the resume
+    it was asked for cannot go on; the app turns either into one paragraph and exit 2.
+    """
 
     def __init__(self, file: Path, reason: str):
         self.file, self.reason = file, reason
