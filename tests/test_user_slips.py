@@ -33,6 +33,7 @@ def test_hydra_level_slips_get_the_fix(argv, fix, capsys):
     code, out, err = run_main(argv, capsys)
     assert code == 2, err
     assert fix in err and err.count("\n") == 1 and "Traceback" not in err
+    assert "pvt_v2_b0'" not in err  # a slip of the command line, not of the default model: not named as its problem
 
 
 def test_the_quoted_home_path_the_hint_gives_works(capsys, tmp_path):
@@ -44,6 +45,7 @@ def test_a_sweep_matching_nothing_is_an_error_naming_the_pattern(capsys, tmp_pat
     code, out, err = run_main(["-m", "model=glob(pvt_v3_*)", f"hydra.sweep.dir={tmp_path}"], capsys)
     assert code == 2, err
     assert "model=glob(pvt_v3_*)" in err and "matches no" in err and "pvt_v2_b0" in err
+    assert err.startswith("lucid-arch: Invalid overrides: model=glob")
 
 
 def complete(line: str) -> list[str]:

@@ -95,7 +95,7 @@ def _check_globs(argv: Sequence[str]) -> None:
                 f"{quote(override.input_line)}: the pattern matches no {group}, so the sweep would run nothing; "
                 f"the {group} options are {', '.join(options) or 'none'}."
             )
-            raise ConfigError([Problem(group, problem)], group)
+            raise ConfigError([Problem("overrides", problem)])
 
 
 def _check_config_dirs(argv: Sequence[str]) -> None:
@@ -139,9 +139,13 @@ def _explain(error: BaseException, argv: Sequence[str]) -> ConfigError:
     overrides = _overrides(argv)
     name = _model_name(overrides)
     if _is_sweep(overrides):
-        return ConfigError([explain_error(error, name, overrides=overrides)], name)
-    others = [o for o in overrides if o.partition("=")[0].lstrip("~+") != "model"]
-    return diagnose(error, name, others, extra_dirs=[Path(d) for d in _config_dirs(argv)])
+        found = ConfigError([explain_error(error, name, overrides=overrides)], name)
+    else:
+        others = [o for o in overrides if o.partition("=")[0].lstrip("~+") != "model"]
+        found = diagnose(error, name, others, extra_dirs=[Path(d) for d in _config_dirs(argv)])
+    if all(p.key == "overrides" or not p.key.startswith("model") for p in found.problems):
+        return ConfigError(found.problems)  # the command line's slip, not the model's: naming the model misleads
+    return found
 
 
 def _fail(message: str, status: int) -> NoReturn:

@@ -45,7 +45,12 @@ class ConfigError(ValueError):
         self.problems = list(problems)
         self.source = source
         where = f" '{source}'" if source else ""
-        subject = "model config" if all(p.key.startswith("model") for p in self.problems) else "config"
+        if all(p.key == "overrides" for p in self.problems):
+            subject = "overrides"
+        elif all(p.key.startswith("model") for p in self.problems):
+            subject = "model config"
+        else:
+            subject = "config"
         if len(self.problems) == 1:
             text = f"Invalid {subject}{where}: {self.problems[0]}"
         else:
