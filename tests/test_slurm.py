@@ -225,3 +225,18 @@ def test_killed_cancelled_requeued_and_signalled_jobs(tmp_path, slurm_partition,
         assert fields(job) == expected
         resumed = weights(job / "model.safetensors")
         assert all(torch.equal(resumed[k], final[k]) for k in final), f"job {num}'s weights differ"
+
+
+def test_a_job_out_of_time_and_requeues_is_a_failed_row_saying_so(tmp_path, slurm_partition, slurm_job_name):
+    """SLURM signals a job signal_delay_s before its time limit (here at once: the limit is 1 minute,
+    the delay 2 minutes); with no requeue left, submitit ends it, and its row says which settings to raise."""
+    args = ["-m", "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={slurm_partition}", f"hydra.launcher.name={slurm_job_name}",
+            "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=120", "hydra.launcher.max_num_timeout=0",
+            "task=train", *TINY[:-1], "task.epochs=100000", "task.checkpoint_every=0", "hydra.sweep.dir=sweep"]
+    code, log, seconds = Run(args, tmp_path, "sweep", environ()).wait()
+    print(f"1-job sweep out of time: {seconds:.1f} s")
+    assert code == 1 and "1 job(s) of the sweep failed" in log and "Traceback" not in log, log[-3000:]
+    (row,) = rows(tmp_path / "sweep")
+    assert row["status"] == "failed"
+    assert row["error"].startswith("SLURM's time limit came and the job had no requeue left: raise hydra.launcher.timeout_min"), row
+    assert (tmp_path / "sweep/sweep.md").is_file()

@@ -114,3 +114,29 @@ def test_a_killed_job_is_a_failed_row_and_the_report_survives(launcher, tmp_path
         assert "local job" in rows[1]["error"] and "ended without a result: its process was killed or crashed" in rows[1]["error"]
     assert (summary / "sweep.md").is_file() and (summary / "sweep.png").is_file()
     assert "job(s) of the sweep failed" in err
+
+
+def test_a_job_slurm_ended_says_why_and_what_to_change():
+    """The failed row's text for each way SLURM ends a job: its state, its reason, and the fix."""
+    from types import SimpleNamespace
+
+    from lucid_arch.cli.jobs import job_error
+    from lucid_arch.cli.launchers import _death_notice
+
+    def notice(state: str, info: dict) -> str:
+        task = SimpleNamespace(stderr=lambda: "epoch 3/90 step 1/4\n", watcher=SimpleNamespace(get_info=lambda job_id, mode: info))
+        return _death_notice(SimpleNamespace(job_id="41_2"), task, state)
+
+    late = notice("TIMEOUT", {"Reason": "TimeLimit", "ExitCode": "0:15"})
+    assert late.startswith("SLURM job 41_2 ended without a result: TIMEOUT (reason TimeLimit, exitcode 0:15); it ran past its time limit")
+    assert "hydra.launcher.timeout_min" in late and late.endswith("its log ends: epoch 3/90 step 1/4")
+    assert "hydra.launcher.mem_gb" in notice("OUT_OF_MEMORY", {"Reason": "OutOfMemory"})
+    assert notice("CANCELLED by 0", {}) == "SLURM job 41_2 ended without a result: CANCELLED by 0; its log ends: epoch 3/90 step 1/4"
+
+    class UncompletedJobError(RuntimeError):  # submitit's, by name: the app does not import submitit to run a job
+        pass
+
+    row = job_error(UncompletedJobError("Job not requeued because: timed-out too many times."))
+    assert row.startswith("SLURM's time limit came and the job had no requeue left: raise hydra.launcher.timeout_min")
+    assert row.endswith("(submitit: Job not requeued because: timed-out too many times.)")
+    assert job_error(ValueError("bad")) == "ValueError: bad"

@@ -33,6 +33,12 @@ EXIT_USAGE = 2  # an invalid config or override, like argparse
 EXIT_FAILED = 1  # a job ran and failed
 SHOW_TRACEBACK = False  # set by the app when the user asked for HYDRA_FULL_ERROR=1
 
+# Why submitit's requeue handler ended a job (it raises inside the job), in the user's terms.
+REQUEUE_REFUSALS = {
+    "timed-out too many times": "SLURM's time limit came and the job had no requeue left: raise hydra.launcher.timeout_min, "
+    "or hydra.launcher.max_num_timeout (a requeued training resumes from its last checkpoint: task.checkpoint_every)",
+}
+
 
 @dataclass(frozen=True)
 class Job:
@@ -104,6 +110,17 @@ def explain(error: BaseException) -> tuple[str, int]:
     return f"the job failed: {type(error).__name__}: {error} (set HYDRA_FULL_ERROR=1 for the traceback).", EXIT_FAILED
 
 
+def job_error(error: BaseException) -> str:
+    """The error a failed job's row shows: the config's problems, or the exception in one line."""
+    if isinstance(error, ConfigError):
+        return str(error)
+    text = f"{type(error).__name__}: {error}"
+    if type(error).__name__ == "UncompletedJobError":  # submitit's, raised by its signal handler
+        fix = next((v for k, v in REQUEUE_REFUSALS.items() if k in str(error)), None)
+        return f"{fix} (submitit: {error})" if fix else text
+    return text
+
+
 def run_job(cfg: DictConfig) -> None:
     job = current_job(cfg)
     record: dict[str, Any] = {
@@ -126,7 +143,7 @@ def run_job(cfg: DictConfig) -> None:
         record.update(result, status="ok")
     except Exception as error:
         message, status = explain(error)
-        record.update(status="failed", error=str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}")
+        record.update(status="failed", error=job_error(error))
         if not isinstance(error, ConfigError):
             record["traceback"] = traceback.format_exc()
         if not job.multirun:

@@ -37,6 +37,14 @@ from .. import launch_env
 FINAL_FAILURES = frozenset({"BOOT_FAIL", "CANCELLED", "DEADLINE", "FAILED", "INTERRUPTED", "NODE_FAIL", "OUT_OF_MEMORY",
                             "PREEMPTED", "PURGED", "TIMEOUT"})
 
+# The fix for a job SLURM ended, by its state: said in the failed row next to SLURM's word.
+STATE_FIXES = {
+    "TIMEOUT": "it ran past its time limit: raise hydra.launcher.timeout_min, or let it requeue "
+    "(hydra.launcher.max_num_timeout, with task.checkpoint_every so that it resumes)",
+    "OUT_OF_MEMORY": "it used more memory than it asked for: raise hydra.launcher.mem_gb, or lower task.batch_size",
+    "NODE_FAIL": "its node failed: the same sweep run again into its hydra.sweep.dir continues (task.resume=auto for trainings)",
+}
+
 
 class JobDied(RuntimeError):
     """A job that ended without a result; the message is what the scheduler says of it."""
@@ -138,7 +146,9 @@ def _death_notice(job: Any, task: Any, state: str) -> str:
         return f"local job {job.job_id} ended without a result: its process was killed or crashed{tail}"
     info = task.watcher.get_info(job.job_id, mode="cache")  # what SLURM last said of it
     details = [f"{k.lower()} {info[k]}" for k in ("Reason", "ExitCode") if info.get(k) not in (None, "", "None", "0:0")]
-    return f"SLURM job {job.job_id} ended without a result: {state}" + (f" ({', '.join(details)})" if details else "") + tail
+    fix = STATE_FIXES.get(state.split(" ")[0].upper())
+    return (f"SLURM job {job.job_id} ended without a result: {state}" + (f" ({', '.join(details)})" if details else "")
+            + (f"; {fix}" if fix else "") + tail)
 
 
 def _last_line(text: str, limit: int = 240) -> str:
