@@ -105,20 +105,24 @@ def _stage_prefixes(spec: ModelSpec, i: int) -> tuple[str, ...]:
     return prefixes
 
 
+def probe_model(spec: ModelSpec) -> Any:
+    """The model of ``spec`` with one block per stage, on the meta device (every key and shape, no storage)."""
+    import torch
+
+    from .model import PyramidVisionTransformer
+
+    with torch.device("meta"):
+        return PyramidVisionTransformer(replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages)))
+
+
 def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batch_size: int = 1) -> ModelReport:
     """Per-stage shapes, parameters and FLOPs of any config form (see :func:`build_model`).
 
     ``img_size`` (one side, or [height, width]) defaults to the config's own.
     """
-    import torch
-
-    from .model import PyramidVisionTransformer
-
     raw = to_plain_dict(cfg)
     spec = resolve_spec(raw if img_size is None else {**raw, "img_size": list(img_size) if isinstance(img_size, (list, tuple)) else img_size})
-    probe_spec = replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages))
-    with torch.device("meta"):
-        probe = PyramidVisionTransformer(probe_spec)
+    probe = probe_model(spec)
     params = {name: p.numel() for name, p in probe.named_parameters()}
 
     def block_params(i: int) -> int:

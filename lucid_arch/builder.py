@@ -7,7 +7,6 @@ never new Python. A config's ``pretrained`` checkpoint is loaded here too, so ev
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any, Mapping, Optional
 
@@ -50,7 +49,7 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
         return PyramidVisionTransformer(spec)
     with torch.device("meta"):
         model = PyramidVisionTransformer(spec)
-    check_fits(model, device, dataclasses.asdict(config))  # before a single byte is allocated
+    check_fits(model, device, config)  # before a single byte is allocated
     model.to_empty(device=device)
     model.init_weights()
     load_configured_weights(model, config)

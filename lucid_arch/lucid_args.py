@@ -218,10 +218,6 @@ class LayerNormArgument:
         return "nn.LayerNorm" if self.eps == LAYER_NORM_DEFAULT_EPS else f"partial(nn.LayerNorm, eps={self.eps!r})"
 
 
-def _number(r: float) -> float | int:
-    return int(r) if float(r).is_integer() else r
-
-
 def lucid_arguments(spec: ModelSpec) -> dict[str, Any]:
     """The model's value of every argument lucid's ``PVT_V2`` documents, in its printed order."""
     stages = spec.stages
@@ -236,7 +232,7 @@ def lucid_arguments(spec: ModelSpec) -> dict[str, Any]:
         "sr_ratios": [s.sr_ratio for s in stages],
         "linear": linear[0] if len(set(linear)) == 1 else linear,
         "in_channels": spec.in_channels,
-        "mlp_ratios": [_number(s.mlp_ratio) for s in stages],
+        "mlp_ratios": [_whole(s.mlp_ratio) for s in stages],
         "qkv_bias": spec.qkv_bias,
         "qk_scale": spec.qk_scale,
         "drop_rate": spec.drop_rate,

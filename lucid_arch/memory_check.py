@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .config.checks import ConfigError, Problem
+from .config.schema import ModelConfig
 
 ENV = "LUCID_ARCH_MEMORY_LIMIT"
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -69,13 +70,13 @@ def _limit(device: torch.device) -> tuple[Optional[int], str]:
     return available_bytes(device), f"the memory available on {device}"
 
 
-def check_fits(model: nn.Module, device: torch.device, values: dict) -> None:
+def check_fits(model: nn.Module, device: torch.device, config: ModelConfig) -> None:
     """Raise a ConfigError when ``model``'s weights exceed what ``device`` has (see module doc)."""
     limit, what = _limit(device)
     need = weight_bytes(model)
     if limit is None or need <= limit:
         return
-    fields = ", ".join(f"model.{k} = {values[k]}" for k in SIZE_FIELDS if k in values)
+    fields = ", ".join(f"model.{k} = {getattr(config, k)}" for k in SIZE_FIELDS)
     params = sum(p.numel() for p in model.parameters())
     raise ConfigError(
         [
@@ -86,5 +87,5 @@ def check_fits(model: nn.Module, device: torch.device, values: dict) -> None:
                 f"{ENV}=512G) to build it anyway.",
             )
         ],
-        values.get("name"),
+        config.name,
     )

@@ -29,7 +29,6 @@ class StageSpec:
     linear: bool
     patch: PatchGeometry
     grid: tuple[int, int]  # feature map (H, W) at img_size
-    reduction: int  # output stride: input pixels per feature-map pixel along each side
     pos_embed: bool
     cls_token: bool  # the class token is prepended to this stage's tokens
     norm: bool  # a LayerNorm closes the stage
@@ -147,7 +146,6 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
                 linear=linear[i],
                 patch=geometry[i],
                 grid=grids[i],
-                reduction=strides[i],
                 pos_embed=cfg.pos_embed,
                 cls_token=cfg.cls_token and last and classifier,
                 norm=cfg.norm_each_stage or (last and classifier),

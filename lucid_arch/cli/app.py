@@ -108,17 +108,6 @@ def _check_config_dirs(argv: Sequence[str]) -> None:
             raise ConfigError([Problem("config_dir", problem)], d)
 
 
-def _model_name(overrides: Sequence[str]) -> str:
-    """The model a command line composes: its ``model=`` override, else conf/config.yaml's default."""
-    from ..config.compose import default_choice
-
-    for override in reversed(overrides):
-        key, _, value = override.partition("=")
-        if key.lstrip("~+") == "model":
-            return value
-    return default_choice("model")
-
-
 def _is_sweep(overrides: Sequence[str]) -> bool:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -134,16 +123,16 @@ def _explain(error: BaseException, argv: Sequence[str]) -> ConfigError:
     A sweep's error already names the job that failed to compose; a single run is composed
     again untyped so that every problem is reported, not just Hydra's first.
     """
-    from ..config.compose import diagnose, explain_error
+    from ..config.compose import chosen, diagnose, explain_error
 
     overrides = _overrides(argv)
-    name = _model_name(overrides)
+    name = chosen("model", overrides)
     if _is_sweep(overrides):
         found = ConfigError([explain_error(error, name, overrides=overrides)], name)
     else:
         others = [o for o in overrides if o.partition("=")[0].lstrip("~+") != "model"]
         found = diagnose(error, name, others, extra_dirs=[Path(d) for d in _config_dirs(argv)])
-    if all(p.key == "overrides" or not p.key.startswith("model") for p in found.problems):
+    if not any(p.key.startswith("model") for p in found.problems):
         return ConfigError(found.problems)  # the command line's slip, not the model's: naming the model misleads
     return found
 

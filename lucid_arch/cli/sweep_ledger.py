@@ -66,8 +66,9 @@ def open_ledger(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> dict[str, Any
     if old is not None and [j["overrides"] for j in old.get("jobs", [])] != [j["overrides"] for j in planned]:
         _refuse(sweep_dir, f"holds the {len(old.get('jobs', []))} jobs of another sweep (started {old.get('started', '?')} "
                            f"on {old.get('host', '?')})")
-    if old is None and job_dirs(sweep_dir):
-        _refuse(sweep_dir, f"holds {len(job_dirs(sweep_dir))} jobs of an earlier sweep")
+    earlier = job_dirs(sweep_dir) if old is None else []
+    if earlier:
+        _refuse(sweep_dir, f"holds {len(earlier)} jobs of an earlier sweep")
     ledger = {
         "sweep": uuid.uuid4().hex,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),

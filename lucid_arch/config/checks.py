@@ -375,8 +375,6 @@ def validate_model(cfg: Any, source: Optional[str] = None, prefix: str = "model"
         if isinstance(value, tuple):
             values[name] = list(value)
     values["mlp_ratios"] = [float(r) for r in values["mlp_ratios"]]
-    if isinstance(values["img_size"], list):
-        values["img_size"] = [int(v) for v in values["img_size"]]
     if values["pretrained"] is not None:  # a pathlib.Path from Python callers
         values["pretrained"] = os.fspath(values["pretrained"])
     return ModelConfig(**values)

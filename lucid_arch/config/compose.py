@@ -20,8 +20,8 @@ from .hydra_session import (  # noqa: F401 - the names other layers know this mo
     _compose,
     _model_choice,
     _untyped_schema,
+    chosen,
     config_dir,
-    default_choice,
     explain_error,
     is_yaml_path,
     list_models,
@@ -55,14 +55,17 @@ def compose_model(
     from omegaconf.errors import OmegaConfBaseException
 
     register_configs()
+    typed_error: Optional[Exception] = None
     try:
         with _model_choice(name) as choice:
             try:
                 cfg = _compose([*choice, *overrides], config_root, extra_dirs)
-            except (HydraException, OmegaConfBaseException) as typed_error:
-                return None, _every_problem(typed_error, name, overrides, config_root, extra_dirs)
+            except (HydraException, OmegaConfBaseException) as error:
+                typed_error = error
     except ConfigError as refused:  # a model file that breaks the model-file rules
         return None, refused.problems
+    if typed_error is not None:  # composed again untyped, under a mount of its own
+        return None, _every_problem(typed_error, name, overrides, config_root, extra_dirs)
     return cfg, check_model(to_plain_dict(cfg))
 
 

@@ -124,7 +124,8 @@ def default_choice(group: str, config_root: Optional[Path] = None) -> str:
     return next((str(d[group]) for d in defaults if isinstance(d, dict) and group in d), group)
 
 
-def _choice(group: str, overrides: Sequence[str], config_root: Optional[Path]) -> str:
+def chosen(group: str, overrides: Sequence[str], config_root: Optional[Path] = None) -> str:
+    """The option a command line picks for ``group``: its last ``group=`` override, else the primary config's default."""
     for override in reversed(overrides):
         key, _, value = override.partition("=")
         if key.lstrip("~+") == group:
@@ -187,7 +188,7 @@ def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = N
         if key.startswith("model."):
             return Problem(key, f"{quote(key)}: unknown key, not a field of the model schema{suggest(key.split('.')[-1], field_names())}.")
         task_dir = Path(config_root or config_dir()) / "task"
-        return Problem(key, hints.unknown_key(key, _choice("task", overrides, config_root), task_dir))
+        return Problem(key, hints.unknown_key(key, chosen("task", overrides, config_root), task_dir))
     return Problem(str(key or "model"), f"{quote(key) + ': ' if key else ''}{quote(text, 300)}.")
 
 

@@ -60,9 +60,9 @@ class Provenance:
 
     def where(self, key: str) -> Optional[str]:
         """'conf/model/x.yaml, line 4' (or the override) behind a key such as ``model.depths[1]``; None for schema defaults."""
-        if not key.startswith(MODEL_PACKAGE + "."):
+        name = _model_field(key)
+        if name is None:
             return None
-        name = key.removeprefix(MODEL_PACKAGE + ".").split(".")[0].split("[")[0]
         found = None
         for source in self.sources:
             if name in source.keys:

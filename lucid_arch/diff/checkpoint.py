@@ -9,9 +9,10 @@ costs the same as b0, and a reviewed config with 1,000 blocks cannot slow a revi
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 Shape = tuple[int, ...]
 
@@ -40,37 +41,25 @@ class CheckpointCompat:
 
 def state_shapes(config: Any) -> dict[str, Shape]:
     """Key -> shape of the state dict a model of ``config`` saves, in the model's key order."""
-    from dataclasses import replace
-
-    import torch
-
+    from ..analysis import probe_model
     from ..builder import resolve_spec
-    from ..model import PyramidVisionTransformer
 
     spec = resolve_spec(config)
-    probe_spec = replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages))
-    with torch.device("meta"):
-        probe = PyramidVisionTransformer(probe_spec)
     out: dict[str, Shape] = {}
-    pending: list[tuple[str, Shape]] = []  # block 0 of the stage being read
-
-    def flush() -> None:
-        if pending:
-            stage = int(pending[0][0].split(".")[1])
-            for j in range(spec.stages[stage].depth):
-                out.update((key.replace(".blocks.0.", f".blocks.{j}.", 1), shape) for key, shape in pending)
-            pending.clear()
-
-    for key, tensor in probe.state_dict().items():
-        if re.match(r"^stages\.\d+\.blocks\.0\.", key):
-            if pending and pending[0][0].split(".")[1] != key.split(".")[1]:
-                flush()
-            pending.append((key, tuple(tensor.shape)))
-        else:
-            flush()
-            out[key] = tuple(tensor.shape)
-    flush()
+    entries = probe_model(spec).state_dict().items()
+    for stage, group in itertools.groupby(entries, key=lambda entry: _block0_stage(entry[0])):
+        shapes = [(key, tuple(tensor.shape)) for key, tensor in group]
+        if stage is None:
+            out.update(shapes)
+            continue
+        for j in range(spec.stages[stage].depth):  # block 0's keys stand for every block of its stage
+            out.update((key.replace(".blocks.0.", f".blocks.{j}.", 1), shape) for key, shape in shapes)
     return out
+
+
+def _block0_stage(key: str) -> Optional[int]:
+    found = re.match(r"^stages\.(\d+)\.blocks\.0\.", key)
+    return int(found.group(1)) if found else None
 
 
 def compatibility(old: dict[str, Shape], new: dict[str, Shape]) -> CheckpointCompat:

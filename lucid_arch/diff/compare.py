@@ -127,13 +127,16 @@ def compare(old: Side, new: Side) -> DiffReport:
         return DiffReport(*summaries, fields=(), stages=(), costs=(), checkpoint=None)
     from ..analysis import analyze  # imports torch; validation-only runs never pay for it
 
-    reports = analyze(old.config), analyze(new.config)
+    same = old.config == new.config  # a review compares every unchanged variant with itself: analyse it once
+    old_report, old_shapes = analyze(old.config), state_shapes(old.config)
+    reports = old_report, old_report if same else analyze(new.config)
+    shapes = old_shapes, old_shapes if same else state_shapes(new.config)
     return DiffReport(
         *summaries,
         fields=tuple(field_changes(old, new)),
         stages=tuple(_stage_rows(*reports)),
         costs=tuple(_cost_rows(*reports)),
-        checkpoint=compatibility(state_shapes(old.config), state_shapes(new.config)),
+        checkpoint=compatibility(*shapes),
     )
 
 

@@ -70,7 +70,7 @@ def render(report: DiffReport) -> str:
 def sections(report: DiffReport, heading: str = "###") -> list[Section]:
     """The report's sections, in order; a review nests several reports with a deeper heading."""
     title = f"{heading} `lucid-arch-diff` {code(fmt.side_title(report.old))} {fmt.ARROW} {code(fmt.side_title(report.new))}"
-    out = [_fixed(title + "\n"), _fixed(_sides(report) + "\n")]
+    out = [fixed(title + "\n"), fixed(_sides(report) + "\n")]
     for side in report.sides:
         if side.problems:
             lines = [f"- {code(p['message'], 500)}" + (f" (set in {code(p['source'])})" if p["source"] else "") for p in side.problems]
@@ -78,14 +78,15 @@ def sections(report: DiffReport, heading: str = "###") -> list[Section]:
             out.append(_listed(head, lines, f"{side.role.upper()}'s problem list"))
     if report.comparable:
         out.append(_fields(report))
-        out.append(_fixed(_stages(report)))
-        out.append(_fixed(_costs(report)))
+        out.append(fixed(_stages(report)))
+        out.append(fixed(_costs(report)))
         out.append(_checkpoint(report))
-    out.append(_fixed(f"\n**Result**: {fmt.verdict(report)}\n"))
+    out.append(fixed(f"\n**Result**: {fmt.verdict(report)}\n"))
     return out
 
 
-def _fixed(text: str) -> Section:
+def fixed(text: str) -> Section:
+    """A section that never folds."""
     return Section(text, text, "")
 
 
@@ -112,7 +113,7 @@ def _side_row(side: SideSummary) -> str:
 
 def _fields(report: DiffReport) -> Section:
     if not report.fields:
-        return _fixed("**Changed fields**: none\n")
+        return fixed("**Changed fields**: none\n")
     head = f"**Changed fields** ({len(report.fields)})\n\n| key | OLD | NEW | set in (OLD → NEW) |\n|---|---|---|---|"
     rows = [
         f"| {code(f.key)} | {code(fmt.value(f.old))} | {code(fmt.value(f.new))} | {code(fmt.sources(f.old_source, f.new_source))} |"

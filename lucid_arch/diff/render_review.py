@@ -13,7 +13,7 @@ import json
 from typing import IO
 
 from . import fmt
-from .render_md import Section, code, fit, sections
+from .render_md import Section, code, fit, fixed, sections
 from .review import Review, Variant
 
 ICON = {"changed": "✎", "new": "➕", "deleted": "➖", "invalid": "✗", "unchanged": "✓"}
@@ -35,8 +35,7 @@ def headline(review: Review) -> str:
 
 
 def render_md(review: Review) -> str:
-    out = [Section(f"## Architecture review\n\n{headline(review)}\n", "", "")]
-    out[0].folded = out[0].full
+    out = [fixed(f"## Architecture review\n\n{headline(review)}\n")]
     shown = [v for v in review.variants if v.status != "unchanged"]
     if shown:
         rows = ["| variant | status | params OLD → NEW | GFLOPs OLD → NEW |", "|---|---|---|---|"]
@@ -44,11 +43,11 @@ def render_md(review: Review) -> str:
             params, flops = _costs(v)
             rows.append(f"| {code(v.name)} | {ICON[v.status]} {v.status} | {params} | {flops} |")
         table = "\n".join(rows) + "\n"
-        out.append(Section(table, table, ""))
+        out.append(fixed(table))
     unchanged = [code(v.name) for v in review.variants if v.status == "unchanged"]
     if unchanged:
         line = f"No architectural change: {', '.join(unchanged)}.\n"
-        out.append(Section(line, line, ""))
+        out.append(fixed(line))
     for v in shown:
         out.append(_variant_section(v))
     return fit(out)
@@ -59,7 +58,7 @@ def _variant_section(v: Variant) -> Section:
     if v.report is None:
         why = f"\n\n- {code(v.problem, 500)}" if v.problem else ""
         text = f"{title}{why}\n" if v.status == "invalid" else f"{title}: configs naming it no longer compose.\n"
-        return Section(text, text, "")
+        return fixed(text)
     parts = sections(v.report, heading="####")
     full = f"{title}\n\n" + "\n".join(s.full for s in parts)
     folded = f"{title}: {fmt.verdict(v.report)} (details folded)\n"

@@ -67,7 +67,7 @@ def review(base: str, tree: str = "conf", cwd: Optional[Path] = None) -> Review:
     if rel is None:
         raise TreeError(f"--tree {quote(tree)!r}: give a directory inside the repository, relative to its root (e.g. conf).")
     model_dir = f"{rel}/model"
-    old = trees.read_git_dir(commit, model_dir, top, f"{base}:{model_dir}/") if trees.has_tree(commit, model_dir, top) else ModelDir(f"{base}:{model_dir}/")
+    old = trees.read_git_dir(commit, model_dir, top, f"{base}:{model_dir}/")  # empty where the base has no such directory
     head = top / model_dir
     if not head.is_dir():
         raise TreeError(f"{quote(model_dir)}: no such directory in the working tree; is --tree right?")

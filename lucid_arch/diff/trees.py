@@ -174,10 +174,6 @@ def has_blob(commit: str, path: str, top: Path) -> bool:
     return git(["cat-file", "-t", f"{commit}:{path}"], top).stdout.strip() == b"blob"
 
 
-def has_tree(commit: str, path: str, top: Path) -> bool:
-    return git(["cat-file", "-t", f"{commit}:{path}"], top).stdout.strip() == b"tree"
-
-
 def read_git_dir(commit: str, tree: str, top: Path, label_prefix: str) -> ModelDir:
     """Snapshot ``tree`` (a model directory) at ``commit``: blobs by id, symlinks resolved inside it."""
     out = ModelDir(label_prefix)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from ..weights.files import CheckpointError
+from ..weights.files import CheckpointError, code_it_needs
 
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "model.safetensors"
@@ -126,7 +126,7 @@ def read_checkpoint(checkpoint: Path, device: str = "cpu") -> tuple[dict[str, to
         state = torch.load(checkpoint / STATE, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = ("it holds objects that need code to unpickle, and checkpoints are read with weights_only=True"
-                  if "weights only" in str(exc).lower() else _first_line(exc))
+                  if code_it_needs(checkpoint / STATE, exc) else _first_line(exc))
         raise DamagedCheckpointError(checkpoint / STATE, reason) from exc
     except Exception as exc:  # noqa: BLE001 -- truncation surfaces as RuntimeError, EOFError, zip errors ...
         raise DamagedCheckpointError(checkpoint / STATE, _first_line(exc)) from exc

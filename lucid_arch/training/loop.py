@@ -261,7 +261,7 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
                             step += 1
                             continue
                         # The other ranks' gradients are all-reduced with ours: join in with a blank image, weighted 0.
-                        size = image_hw(plain_image_size(task.data.image_size))
+                        size = image_hw(model_cfg.img_size)
                         images, labels, weight = torch.zeros(1, 3, *size, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), 0.0
                     torch.manual_seed(derive_seed("drop-path", task.seed, step, env.rank))  # and dropout, this step
                     x = inputs(images, generator("augment", task.seed, step, env.rank))

@@ -59,9 +59,10 @@ def backbone_drops(model: PyramidVisionTransformer, sd: dict[str, torch.Tensor],
         return []
     built = len(model.stages)
     notes = []
-    later = sorted({int(m.group(1)) for k in sd if (m := _STAGE_KEY.match(k)) and int(m.group(1)) >= built})
+    unbuilt = {k: int(m.group(1)) for k in sd if (m := _STAGE_KEY.match(k)) and int(m.group(1)) >= built}
+    later = sorted(set(unbuilt.values()))
     if later:
-        for k in [k for k in sd if (m := _STAGE_KEY.match(k)) and int(m.group(1)) >= built]:
+        for k in unbuilt:
             del sd[k]
         notes.append(f"stages {', '.join(map(str, later))} not built (out_indices={list(model.spec.out_indices)}): their tensors are ignored")
     if "cls_token" in sd and "cls_token" not in own:

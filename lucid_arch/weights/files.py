@@ -136,13 +136,13 @@ def _read_torch(file: Path) -> Any:
     except OSError:
         raise
     except Exception as err:  # UnpicklingError (needs code, or damaged), RuntimeError from the zip reader, EOFError
-        code = _code_it_needs(file, err)
+        code = code_it_needs(file, err)
         if code:
             raise _needs_code_error(file, code) from None
         raise _unreadable(file, err) from None
 
 
-def _code_it_needs(file: Path, err: Exception) -> list[str]:
+def code_it_needs(file: Path, err: Exception) -> list[str]:
     """The classes or functions the file's pickle imports that weights-only loading refuses ([] if none)."""
     names = pickle_globals(file)
     if names is None:  # no readable pickle: damaged, whatever torch said
