@@ -43,17 +43,22 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
     machine can still be analysed.
     """
     config = validate_model(cfg, source=source)
-    spec = model_spec(config)
+    with torch.device("meta"):
+        model = PyramidVisionTransformer(model_spec(config))
+    materialize(model, config)
+    return model
+
+
+def materialize(model: PyramidVisionTransformer, config: ModelConfig) -> None:
+    """Give a model built on the meta device its storage on the default device, initial weights and
+    ``config.pretrained``; a model too big for the device is refused first. Nothing under meta."""
     device = torch.get_default_device()
     if device.type == "meta":
-        return PyramidVisionTransformer(spec)
-    with torch.device("meta"):
-        model = PyramidVisionTransformer(spec)
+        return
     check_fits(model, device, config)  # before a single byte is allocated
     model.to_empty(device=device)
     model.init_weights()
     load_configured_weights(model, config)
-    return model
 
 
 def load_configured_weights(model: PyramidVisionTransformer, config: ModelConfig) -> None:

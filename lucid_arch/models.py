@@ -10,7 +10,9 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Optional
 
-from .builder import build_model, load_configured_weights, resolve_config
+import torch
+
+from .builder import build_model, materialize, resolve_config
 from .config.checks import validate_model
 from .lucid_args import class_signature
 from .model import PyramidVisionTransformer
@@ -77,8 +79,9 @@ class PVT(PyramidVisionTransformer):
         cfg = resolve_config(self.base_variant, arguments)
         cfg["name"] = type(self).__name__
         config = validate_model(cfg, source=self.base_variant)
-        super().__init__(model_spec(config))
-        load_configured_weights(self, config)  # PVT_V2(pretrained=PATH), as create_model
+        with torch.device("meta"):  # as create_model: refused before allocation when too big, PVT_V2(pretrained=PATH) loaded
+            super().__init__(model_spec(config))
+        materialize(self, config)
 
 
 class PVT_V2(PVT):

@@ -186,6 +186,8 @@ def test_a_model_too_large_for_this_machine_is_refused_before_allocation(monkeyp
         lucid_arch.create_model("pvt_v2_b2")  # ~100 MB of weights
     text = str(info.value)
     assert "model.embed_dims" in text and "GiB" in text and "LUCID_ARCH_MEMORY_LIMIT=off" in text
+    with pytest.raises(lucid_arch.ConfigError, match="LUCID_ARCH_MEMORY_LIMIT=off"):
+        lucid_arch.models.PVT_V2()  # lucid's class API is checked alike (pvt_v2_b2's values)
     monkeypatch.setenv("LUCID_ARCH_MEMORY_LIMIT", "off")
     assert lucid_arch.create_model("pvt_v2_b0", num_classes=0)  # the explicit override goes on
 

@@ -53,6 +53,16 @@ def test_pvt_and_pvt_v2_classes_take_lucids_keywords():
     assert v1.eval()(x).shape == v2.eval()(x).shape == (1, 10)
 
 
+def test_lucids_classes_build_as_create_model_does():
+    """Same seed, same weights: the classes go through the builder's meta build and initialisation."""
+    tiny = dict(embed_dims=[16, 32, 80, 64], depths=[1, 1, 1, 1], num_classes=10)
+    torch.manual_seed(0)
+    ours = models.PVT_V2(**tiny).state_dict()
+    torch.manual_seed(0)
+    built = lucid_arch.create_model("pvt_v2_b2", **tiny).state_dict()
+    assert list(ours) == list(built) and all(torch.equal(ours[k], built[k]) for k in ours)
+
+
 def test_class_defaults_are_the_canonical_variants():
     with torch.device("meta"):
         assert num_params(models.PVT()) == OFFICIAL_PARAMS["pvt_small"]
