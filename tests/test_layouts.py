@@ -23,6 +23,7 @@ from conftest import FIXTURES
 from fixture_weights import seeded_images, seeded_state_dict
 
 TOL = 1e-5
+MMDET_TOL = 2e-5  # mmdet_mini.pt's maps are 4x larger than the others' (fixtures/README.md)
 MINI = {"embed_dims": [16, 32, 48, 64], "num_heads": [1, 2, 3, 4], "depths": [1, 2, 1, 1]}
 
 
@@ -42,11 +43,11 @@ def _input(data: dict) -> torch.Tensor:
     return seeded_images(data["input"]["shape"], data["input"]["seed"])
 
 
-def _close(got, want) -> None:
+def _close(got, want, tol: float = TOL) -> None:
     got, want = (got, want) if isinstance(got, list) else ([got], [want])
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b, atol=TOL, rtol=0)
+        torch.testing.assert_close(a, b, atol=tol, rtol=0)
 
 
 # --- Hugging Face -----------------------------------------------------------------------------------
@@ -150,8 +151,8 @@ def test_mmdet_backbone_from_a_detector_checkpoint(fixture_file, tmp_path, layou
     torch.save({"meta": {"epoch": 12}, "state_dict": {**sd, **segmenter_head}}, path)  # mmdet's checkpoint dict
     hp = {k: v for k, v in data["hparams"].items()}
     model = lucid_arch.create_model(base, **hp, features_only=True, pretrained=str(path)).eval()
-    with torch.no_grad():
-        _close(model(_input(data)), data["maps"])
+    with torch.no_grad():  # maps reach |9| here and the reference's fused in-projection rounds otherwise:
+        _close(model(_input(data)), data["maps"], tol=MMDET_TOL)  # 1.04e-5 at 2 threads, 9.7e-6 at 1
     report = load_pretrained(model, path)
     assert report.layout == layout and report.ignored == ("neck.lateral_convs.0.conv.weight", "decode_head.conv_seg.weight")
     assert "mmdetection's PVT sets LayerNorm eps 1e-6" in str(report)
