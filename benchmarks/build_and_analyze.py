@@ -16,13 +16,13 @@ import subprocess
 import sys
 import time
 
-from lucid_arch.benchmark_suite import run_build_suite, timm_reference
-from lucid_arch.benchmarking import Stats, environment, format_table, write_json
+from lucid_arch.perf.benchmark_suite import run_build_suite, timm_reference
+from lucid_arch.perf.benchmarking import Stats, environment, format_table, write_json
 
 FIRST_ANALYZE = """
 import sys, time
 import torch, lucid_arch
-from lucid_arch.analysis import analyze
+from lucid_arch.perf.analysis import analyze
 cfg = lucid_arch.load_config(sys.argv[1], sys.argv[2:])
 start = time.perf_counter()
 analyze(cfg)

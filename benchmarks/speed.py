@@ -20,8 +20,8 @@ import sys
 
 import torch
 
-from lucid_arch.benchmark_suite import SpeedSettings, run_speed_suite, timm_reference
-from lucid_arch.benchmarking import format_table, write_json
+from lucid_arch.perf.benchmark_suite import SpeedSettings, run_speed_suite, timm_reference
+from lucid_arch.perf.benchmarking import format_table, write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"])
     p.add_argument("--channels-last", action="store_true", help="NHWC inputs and conv weights")
     p.add_argument("--compile", action="store_true", help="torch.compile every forward candidate (slow to start)")
-    p.add_argument("--inference-batch", type=int, default=0, help="time lucid_arch.inference.prepare_for_inference at this batch vs fp32 eager")
+    p.add_argument("--inference-batch", type=int, default=0, help="time lucid_arch.perf.inference.prepare_for_inference at this batch vs fp32 eager")
     p.add_argument("--inference-compile", action="store_true", help="compile the inference path")
     p.add_argument("--recheck-margin", type=float, default=0.005,
                    help="inference path: logit rows with a top-1 lead below this are recomputed in fp32 (0: off)")

@@ -12,8 +12,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "create_model": "lucid_arch.builder",
-    "build_model": "lucid_arch.builder",
+    "create_model": "lucid_arch.modeling.builder",
+    "build_model": "lucid_arch.modeling.builder",
     "load_config": "lucid_arch.config.compose",
     "list_models": "lucid_arch.config.compose",
     "ConfigError": "lucid_arch.config.checks",
@@ -21,8 +21,8 @@ _EXPORTS = {
     "validate_model": "lucid_arch.config.checks",
     "convert_state_dict": "lucid_arch.weights",
     "load_pretrained": "lucid_arch.weights",
-    "PyramidVisionTransformer": "lucid_arch.model",
-    "analyze": "lucid_arch.analysis",
+    "PyramidVisionTransformer": "lucid_arch.modeling.model",
+    "analyze": "lucid_arch.perf.analysis",
 }
 
 __all__ = sorted(_EXPORTS) + ["models"]

@@ -1,7 +1,7 @@
 """lucid-compatible entry points: ``pvt_tiny(...)`` ... ``pvt_v2_b5(...)``, ``PVT`` and ``PVT_V2``.
 
 Code written against lucid's ``lucid.models`` keeps working: the functions and classes take
-lucid's arguments (translated in :mod:`lucid_arch.lucid_args`), but every hyper-parameter comes
+lucid's arguments (translated in :mod:`lucid_arch.modeling.lucid_args`), but every hyper-parameter comes
 from ``conf/model/*.yaml``; nothing here repeats an architecture.
 """
 
@@ -12,11 +12,11 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from .builder import build_model, materialize, resolve_config
+from .modeling.builder import build_model, materialize, resolve_config
 from .config.checks import validate_model
-from .lucid_args import class_signature
-from .model import PyramidVisionTransformer
-from .spec import model_spec
+from .modeling.lucid_args import class_signature
+from .modeling.model import PyramidVisionTransformer
+from .modeling.spec import model_spec
 
 
 def _entry(name: str, lucid_v2_signature: bool) -> Callable[..., PyramidVisionTransformer]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lucid_arch
-from lucid_arch.analysis import analyze
+from lucid_arch.perf.analysis import analyze
 
 from conftest import OFFICIAL_PARAMS
 

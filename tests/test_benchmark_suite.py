@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lucid_arch.benchmark_suite import OURS, SpeedSettings, build_ours, run_build_suite, run_speed_suite
+from lucid_arch.perf.benchmark_suite import OURS, SpeedSettings, build_ours, run_build_suite, run_speed_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("model.depths=[1,1,1,1]", "model.img_size=64", "model.num_classes=10")

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from lucid_arch.benchmarking import (
+from lucid_arch.perf.benchmarking import (
     OutputMismatch,
     Stats,
     Timing,

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 import lucid_arch
 from lucid_arch.config import ConfigError, ModelConfig
 from lucid_arch.config.schema import ACT_CHOICES, POOL_CHOICES
-from lucid_arch.registry import ACTIVATIONS, POOLS
+from lucid_arch.modeling.registry import ACTIVATIONS, POOLS
 
 from conftest import OFFICIAL_PARAMS, num_params
 

@@ -82,4 +82,4 @@ def test_the_weights_package_knows_nothing_of_the_builder_or_the_cli():
     weights = [m for m in graph if m.startswith("lucid_arch.weights")]
     assert weights, "lucid_arch.weights is missing"
     for module in weights:
-        assert not {t for t in graph[module] if t.startswith(("lucid_arch.builder", "lucid_arch.cli"))}, module
+        assert not {t for t in graph[module] if t.startswith(("lucid_arch.modeling.builder", "lucid_arch.cli"))}, module

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import lucid_arch
-from lucid_arch.benchmark_suite import inference_agreement
-from lucid_arch.inference import InferenceModel, bf16_is_fast, prepare_for_inference
+from lucid_arch.perf.benchmark_suite import inference_agreement
+from lucid_arch.perf.inference import InferenceModel, bf16_is_fast, prepare_for_inference
 
 TINY = {"depths": [1, 1, 1, 1], "img_size": 64, "num_classes": 10}
 

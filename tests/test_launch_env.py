@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lucid_arch.launch_env import Launch, detect, first_host, requeued, slurm_job_id
+from lucid_arch.training.launch_env import Launch, detect, first_host, requeued, slurm_job_id
 
 SRUN_TASK_1 = {"SLURM_JOB_ID": "41", "SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_LOCALID": "0", "SLURM_NTASKS": "2",
                "SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "n[1-2]", "SLURM_JOB_NODELIST": "n[1-2]"}
@@ -47,7 +47,7 @@ def test_scontrol_lines_give_each_array_task_its_state():
 
 
 def test_a_slurm_task_gets_the_cpus_slurm_gave_it():
-    from lucid_arch.launch_env import slurm_cpus_per_task
+    from lucid_arch.training.launch_env import slurm_cpus_per_task
 
     assert slurm_cpus_per_task({}) is None  # not in SLURM: torch's default
     assert slurm_cpus_per_task({"SLURM_CPUS_PER_TASK": "8", "SLURM_CPUS_ON_NODE": "64"}) == 8

@@ -10,7 +10,7 @@ import torch
 
 import lucid_arch
 from lucid_arch import models
-from lucid_arch.lucid_args import LAYER_NORM_DEFAULT_EPS, lucid_arguments
+from lucid_arch.modeling.lucid_args import LAYER_NORM_DEFAULT_EPS, lucid_arguments
 
 from conftest import OFFICIAL_PARAMS, num_params
 
@@ -174,7 +174,7 @@ def test_repr_of_a_yaml_of_ones_own_is_cheap_and_needs_no_weights():
 def test_readme_shows_the_repr_as_printed():
     from pathlib import Path
 
-    from lucid_arch.lucid_args import lucid_call
+    from lucid_arch.modeling.lucid_args import lucid_call
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     with torch.device("meta"):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lucid_arch import models
-from lucid_arch.lucid_args import lucid_arguments
+from lucid_arch.modeling.lucid_args import lucid_arguments
 
 from conftest import LUCID_PARAMS, num_params
 

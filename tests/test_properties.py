@@ -282,7 +282,7 @@ def test_analysis_extrapolated_from_one_block_per_stage_equals_the_full_model(cf
     """analyze() counts a one-block-per-stage probe and scales by depth; the full model must agree."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lucid_arch.analysis import analyze
+    from lucid_arch.perf.analysis import analyze
 
     report = analyze(cfg, batch_size=2)
     with torch.device("meta"):

@@ -10,9 +10,9 @@ import itertools
 import random
 from pathlib import Path
 
-from lucid_arch.cli.label_layout import overlap, place_labels, stack_labels
-from lucid_arch.cli.sweep_plot import LABEL_GID, figure, job_span, log_scale, not_shown
-from lucid_arch.cli.sweep_styles import MARKERS, encode, override_pairs, varied
+from lucid_arch.report.label_layout import overlap, place_labels, stack_labels
+from lucid_arch.report.sweep_plot import LABEL_GID, figure, job_span, log_scale, not_shown
+from lucid_arch.report.sweep_styles import MARKERS, encode, override_pairs, varied
 
 from conftest import run_main
 

@@ -19,7 +19,7 @@ from typing import NoReturn, Optional, Sequence
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .. import launch_env
+from ..training import launch_env
 from ..config import ConfigError, Problem, config_dir, register_configs
 from ..config.guard import model_files_checked
 from . import completion, jobs, sweep_report

@@ -1,4 +1,4 @@
-"""The ``benchmark`` task: lucid_arch.benchmark_suite for the job's model, as the app's job.
+"""The ``benchmark`` task: lucid_arch.perf.benchmark_suite for the job's model, as the app's job.
 
 The suite and its statistics live in the package (benchmarks/speed.py is the same suite as a
 script); this module only maps ``task.*`` onto its settings, prints the table and turns the
@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, ModelConfig, Problem
 from .jobs import Job, write_json
-from ..tables import emit
+from ..report.tables import emit
 
 PRECISIONS = ("fp32", "bf16")
 BENCHMARK_FILE = "benchmark.json"
@@ -24,7 +24,7 @@ BENCHMARK_FILE = "benchmark.json"
 def _settings(task: dict[str, Any], model_cfg: ModelConfig):
     import torch
 
-    from ..benchmark_suite import SpeedSettings
+    from ..perf.benchmark_suite import SpeedSettings
 
     problems = [Problem("task.precisions", f"task.precisions = {p!r}: choose from {', '.join(PRECISIONS)}.")
                 for p in task["precisions"] if p not in PRECISIONS]
@@ -62,10 +62,10 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
 
     import torch
 
-    from ..analysis import analyze
-    from ..benchmark_suite import run_speed_suite, timm_reference
-    from ..benchmarking import format_table
-    from ..builder import build_model
+    from ..perf.analysis import analyze
+    from ..perf.benchmark_suite import run_speed_suite, timm_reference
+    from ..perf.benchmarking import format_table
+    from ..modeling.builder import build_model
 
     if model_cfg.features_only:
         raise ConfigError([Problem("model.features_only", "model.features_only = true: task=benchmark times classifiers "

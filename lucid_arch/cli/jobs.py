@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .. import launch_env
+from ..training import launch_env
 from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
 

@@ -14,7 +14,7 @@ user's command line does not change. What they add:
   no accounting, sacct knows no job, submitit sees UNKNOWN forever and would wait for a dead
   job for ever. :class:`ScontrolWatcher` asks ``scontrol show job`` there instead.
 - **One training on many tasks.** With ``hydra.launcher.nodes=N tasks_per_node=G`` every task
-  of a job runs the job: together they are one DDP run (lucid_arch.launch_env gives each its
+  of a job runs the job: together they are one DDP run (lucid_arch.training.launch_env gives each its
   rank). Task 0 alone writes the job's directory; the others write theirs into a temporary
   folder that is removed afterwards.
 """
@@ -30,7 +30,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher as hydra_launchers
 
-from .. import launch_env
+from ..training import launch_env
 
 # Scheduler states after which no result can appear: the job is failed at once, without
 # waiting out submitit's grace period for a slow shared filesystem.

@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 from ..config import ModelConfig
 from ..config.provenance import defaults_chain
 from .jobs import Job
-from ..tables import Table, emit
-from ..tables import show as show_table
+from ..report.tables import Table, emit
+from ..report.tables import show as show_table
 
 
 def config_sources(job: Job) -> list[str]:
@@ -29,7 +29,7 @@ def config_sources(job: Job) -> list[str]:
 
 
 def summarize(model_cfg: ModelConfig, batch_size: int, sources: list[str]) -> dict[str, Any]:
-    from ..analysis import analyze
+    from ..perf.analysis import analyze
 
     report = analyze(model_cfg, batch_size=batch_size)
     out = report.to_dict()

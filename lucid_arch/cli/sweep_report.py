@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from .jobs import SUMMARY_FILE
 from .sweep_ledger import job_dirs, read_ledger
-from ..tables import Table, to_markdown
+from ..report.tables import Table, to_markdown
 
 FIXED_COLUMNS = ("job", "overrides", "model", "status")
 _failed = 0  # failed jobs of the last sweep in this process; the app's exit status reads it
@@ -175,7 +175,7 @@ def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
     title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] == 'failed' for r in rows)} failed" + (f", {missing} missing" if missing else "")
     write_csv(rows, sweep_dir / "sweep.csv")
     write_markdown(rows, sweep_dir / "sweep.md", title)
-    from .sweep_plot import write_plot  # only a sweep's end draws: --help and completion never import it
+    from ..report.sweep_plot import write_plot  # only a sweep's end draws: --help and completion never import it
 
     write_plot(rows, sweep_dir / "sweep.png", f"Sweep {sweep_dir.name}")
     return rows

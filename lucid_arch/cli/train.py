@@ -14,16 +14,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .. import launch_env
+from ..training import launch_env
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.geometry import image_hw, size_text
 from ..config.train_schema import check_train
-from ..tables import Table, emit, show
+from ..report.tables import Table, emit, show
 from .jobs import Job
 
 
 def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
-    from ..analysis import analyze
+    from ..perf.analysis import analyze
     from ..data import DatasetError
     from ..weights import CheckpointError
     from ..training import fit

@@ -17,7 +17,7 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING  # "???": required, Hydra reports it if never set
 
-# Vocabularies of the string-valued switches. The layer registry (lucid_arch.registry) provides
+# Vocabularies of the string-valued switches. The layer registry (lucid_arch.modeling.registry) provides
 # one module per name and a test checks the two agree; they are spelled out here so that
 # validating a config never needs torch.
 PATCH_EMBED_CHOICES = ("overlapping", "non_overlapping")

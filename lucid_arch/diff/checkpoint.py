@@ -41,8 +41,8 @@ class CheckpointCompat:
 
 def state_shapes(config: Any) -> dict[str, Shape]:
     """Key -> shape of the state dict a model of ``config`` saves, in the model's key order."""
-    from ..analysis import probe_model
-    from ..builder import resolve_spec
+    from ..perf.analysis import probe_model
+    from ..modeling.builder import resolve_spec
 
     spec = resolve_spec(config)
     out: dict[str, Shape] = {}

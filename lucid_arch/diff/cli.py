@@ -100,7 +100,7 @@ def _prefetch_analysis() -> threading.Thread:
     """Import torch and the analysis while the sides compose in their children (~1 s saved per diff)."""
     import importlib
 
-    thread = threading.Thread(target=importlib.import_module, args=("lucid_arch.analysis",), daemon=True)
+    thread = threading.Thread(target=importlib.import_module, args=("lucid_arch.perf.analysis",), daemon=True)
     thread.start()
     return thread
 

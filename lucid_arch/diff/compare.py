@@ -125,7 +125,7 @@ def compare(old: Side, new: Side) -> DiffReport:
     summaries = _summary(old), _summary(new)
     if not (old.valid and new.valid):
         return DiffReport(*summaries, fields=(), stages=(), costs=(), checkpoint=None)
-    from ..analysis import analyze  # imports torch; validation-only runs never pay for it
+    from ..perf.analysis import analyze  # imports torch; validation-only runs never pay for it
 
     same = old.config == new.config  # a review compares every unchanged variant with itself: analyse it once
     old_report, old_shapes = analyze(old.config), state_shapes(old.config)

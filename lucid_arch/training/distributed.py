@@ -1,6 +1,6 @@
 """The process group of a multi-process training, and the few collective operations it needs.
 
-Who this process is comes from :mod:`lucid_arch.launch_env`: torchrun's RANK / WORLD_SIZE, or the
+Who this process is comes from :mod:`lucid_arch.training.launch_env`: torchrun's RANK / WORLD_SIZE, or the
 tasks of a SLURM job step (``srun``, or submitit with ``hydra.launcher.nodes`` /
 ``tasks_per_node``), which rendezvous over TCP on the step's first node. Without either this is
 a single process and every helper is a no-op. The process group is created once per process
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..launch_env import detect
+from .launch_env import detect
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 import torch
 from torch import nn
 
-from .. import launch_env
+from . import launch_env
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.geometry import image_hw
 from ..config.train_schema import TrainConfig, plain_image_size
@@ -59,7 +59,7 @@ class TrainResult:
 def resolve_precision(setting: str, device: torch.device) -> str:
     if setting != "auto":
         return setting
-    from ..inference import bf16_is_fast
+    from ..perf.inference import bf16_is_fast
 
     return "bf16" if bf16_is_fast(device) else "fp32"
 
@@ -188,7 +188,7 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult
 def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: contextlib.ExitStack) -> TrainResult:
     import yaml
 
-    from ..builder import build_model
+    from ..modeling.builder import build_model
     from ..data import build_datasets
 
     if model_cfg.features_only:

@@ -19,8 +19,8 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from ..layers.attention import tokens_to_map
-from ..model import PyramidVisionTransformer
+from ..modeling.layers.attention import tokens_to_map
+from ..modeling.model import PyramidVisionTransformer
 
 POS_EMBED = re.compile(r"^stages\.(\d+)\.pos_embed$")
 _STAGE_KEY = re.compile(r"^stages\.(\d+)\.")

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from ..spec import ModelSpec
+from ..modeling.spec import ModelSpec
 
 # model_type -> {Hugging Face config field: our schema field}
 HF_FIELDS: dict[str, dict[str, str]] = {

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..model import PyramidVisionTransformer
+from ..modeling.model import PyramidVisionTransformer
 from .adapt import POS_EMBED, backbone_drops, fit_position_tables, head_reason
 from .convert import convert, detect_layout
 from .files import CheckpointError, hf_config_path, read_checkpoint, resolve_checkpoint
@@ -194,7 +194,7 @@ def _matching_variants(sd: Mapping[str, torch.Tensor]) -> list[str]:
     """Shipped variants whose state dict the checkpoint fits (built on the meta device; error path only)."""
     from ..config.checks import validate_model
     from ..config.compose import list_models, load_config
-    from ..spec import model_spec
+    from ..modeling.spec import model_spec
 
     want = _signature(sd)
     found = []

@@ -19,8 +19,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .config.checks import ConfigError, Problem
-from .config.schema import ModelConfig
+from ..config.checks import ConfigError, Problem
+from ..config.schema import ModelConfig
 
 ENV = "LUCID_ARCH_MEMORY_LIMIT"
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}

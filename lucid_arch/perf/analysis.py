@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional, Sequence, Union
 
-from .builder import resolve_spec
-from .config.checks import to_plain_dict
-from .spec import ModelSpec, StageSpec
+from ..modeling.builder import resolve_spec
+from ..config.checks import to_plain_dict
+from ..modeling.spec import ModelSpec, StageSpec
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def probe_model(spec: ModelSpec) -> Any:
     """The model of ``spec`` with one block per stage, on the meta device (every key and shape, no storage)."""
     import torch
 
-    from .model import PyramidVisionTransformer
+    from ..modeling.model import PyramidVisionTransformer
 
     with torch.device("meta"):
         return PyramidVisionTransformer(replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages)))

@@ -4,7 +4,7 @@ Our model is timed side by side with optional *references*: models of the same a
 built by other code (timm's, when timm is importable; our own in the tests). Every model
 shares one set of weights (the first reference's state dict loads strictly into ours), sees
 the same inputs, and each configuration checks that outputs agree before timing them
-alternately (:mod:`lucid_arch.benchmarking`). The benchmark scripts are thin command lines
+alternately (:mod:`lucid_arch.perf.benchmarking`). The benchmark scripts are thin command lines
 over :func:`run_speed_suite` and :func:`run_build_suite`; a command-line task can call them too.
 """
 
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .benchmarking import Timing, compare, environment, top1_agreement
-from .config.geometry import image_hw
+from ..config.geometry import image_hw
 from .inference import bf16_is_fast, prepare_for_inference
 
 OURS = "lucid_arch"
@@ -46,15 +46,15 @@ class SpeedSettings:
     train_batch_size: int = 0  # 0: no training-step benchmark
     inference_batch_size: int = 0  # 0: no inference-path benchmark
     inference_compile: bool = False
-    inference_recheck_margin: float = 0.005  # near-ties recomputed in fp32 (lucid_arch.inference); 0: off
+    inference_recheck_margin: float = 0.005  # near-ties recomputed in fp32 (lucid_arch.perf.inference); 0: off
     agreement_inputs: int = 256  # random images for the inference path's top-1 check
     img_size: int | None = None  # default: the config's
 
 
 def build_ours(model: str, overrides: Sequence[str] = ()) -> nn.Module:
     """Compose, validate and build a variant (name or YAML path) with Hydra overrides."""
-    from .builder import build_model
-    from .config.compose import load_config
+    from ..modeling.builder import build_model
+    from ..config.compose import load_config
 
     return build_model(load_config(model, list(overrides)))
 
@@ -76,7 +76,7 @@ def share_weights(ours: nn.Module, references: Mapping[str, nn.Module]) -> dict[
     Returns the references that could not take them (another architecture: e.g. overrides that
     timm's preset does not know) with the reason; drop those from the comparison.
     """
-    from .weights import convert_state_dict
+    from ..weights import convert_state_dict
 
     rejected: dict[str, str] = {}
     source = None

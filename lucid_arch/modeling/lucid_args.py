@@ -17,9 +17,9 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .config.checks import ConfigError, Problem
-from .config.geometry import default_patch_sizes
-from .config.schema import OPTIONAL_PER_STAGE_FIELDS, PER_STAGE_FIELDS, ModelConfig
+from ..config.checks import ConfigError, Problem
+from ..config.geometry import default_patch_sizes
+from ..config.schema import OPTIONAL_PER_STAGE_FIELDS, PER_STAGE_FIELDS, ModelConfig
 from .spec import ModelSpec
 
 LAYER_NORM_DEFAULT_EPS = 1e-5  # torch.nn.LayerNorm's eps when none is given (a test checks it)

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .tables import Table, to_text
+from ..report.tables import Table, to_text
 
 Thunk = Callable[[], Any]
 

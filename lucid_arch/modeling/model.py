@@ -1,6 +1,6 @@
 """PyramidVisionTransformer: the one model class behind every variant.
 
-It is assembled from a :class:`~lucid_arch.spec.ModelSpec`, never from a config file, so it
+It is assembled from a :class:`~lucid_arch.modeling.spec.ModelSpec`, never from a config file, so it
 knows nothing of Hydra. State-dict names follow timm's ``pvt_v2`` (``patch_embed``,
 ``stages.{i}.downsample``, ``stages.{i}.blocks.{j}``, ``stages.{i}.norm``, ``head``); PVT v1
 adds ``stages.{i}.pos_embed`` and ``cls_token``.
@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from .config.geometry import size_text
+from ..config.geometry import size_text
 from .features import FeatureInfo
 from .layers import Block, Mlp, PatchEmbed, SpatialReductionAttention, Stage
 from .layers.attention import tokens_to_map

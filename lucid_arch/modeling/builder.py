@@ -12,9 +12,9 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from .config.checks import to_plain_dict, validate_model
-from .config.compose import load_config
-from .config.schema import ModelConfig
+from ..config.checks import to_plain_dict, validate_model
+from ..config.compose import load_config
+from ..config.schema import ModelConfig
 from .lucid_args import apply_arguments
 from .memory_check import check_fits
 from .model import PyramidVisionTransformer
@@ -34,7 +34,7 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
     Modules are created on the meta device and given storage afterwards, so each weight is
     initialised once (PyTorch's per-layer default init, which ``init_weights`` would overwrite,
     is skipped): about a quarter of pvt_v2_b2's build time. In between, a model whose weights
-    exceed the device's free memory is refused (see :mod:`lucid_arch.memory_check`).
+    exceed the device's free memory is refused (see :mod:`lucid_arch.modeling.memory_check`).
 
     With ``pretrained`` set, the checkpoint is loaded over the initialisation (see
     :func:`lucid_arch.weights.load_pretrained`); a head of another class count keeps its
@@ -64,7 +64,7 @@ def materialize(model: PyramidVisionTransformer, config: ModelConfig) -> None:
 def load_configured_weights(model: PyramidVisionTransformer, config: ModelConfig) -> None:
     """Load ``config.pretrained`` into an initialised model; nothing for a meta model or no checkpoint."""
     if config.pretrained and not model.patch_embed.proj.weight.is_meta:
-        from .weights import load_pretrained  # safetensors and the file are only touched here
+        from ..weights import load_pretrained  # safetensors and the file are only touched here
 
         log.info("%s: %s", model.spec.name, load_pretrained(model, config.pretrained))
 

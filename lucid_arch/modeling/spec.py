@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .config.geometry import PatchGeometry, feature_sizes, image_hw, patch_geometry, reductions
-from .config.schema import ModelConfig
+from ..config.geometry import PatchGeometry, feature_sizes, image_hw, patch_geometry, reductions
+from ..config.schema import ModelConfig
 
 
 @dataclass(frozen=True)
