@@ -328,7 +328,7 @@ def test_a_variant_from_a_user_config_dir(capsys):
     assert summary["name"] == "tiny3" and [s["embed_dim"] for s in summary["stages"]] == [32, 64, 128]
     assert [s["linear"] for s in summary["stages"]] == [True, True, False]
     assert summary["sources"][-1].endswith("my_models/model/tiny3.yaml")
-    assert summary["sources"][-2] == "conf/model/pvt_v2_b0.yaml"
+    assert summary["sources"][-2] == "lucid_arch:model/pvt_v2_b0.yaml"
 
 
 def test_a_user_config_dir_gets_its_files_real_problems(capsys, tmp_path):

@@ -55,8 +55,8 @@ def test_name_vs_name(b2_b5):
     assert b2_b5.exit_code == 1
     fields = {f["key"]: f for f in report["fields"]}
     assert (fields["model.depths[2]"]["old"], fields["model.depths[2]"]["new"]) == (6, 40)
-    assert fields["model.depths[2]"]["new_source"] == "conf/model/pvt_v2_b5.yaml"
-    assert fields["model.mlp_ratios[0]"]["old_source"] == "conf/model/_pvt_v2.yaml"  # inherited, named
+    assert fields["model.depths[2]"]["new_source"] == "lucid_arch:model/pvt_v2_b5.yaml"
+    assert fields["model.mlp_ratios[0]"]["old_source"] == "lucid_arch:model/_pvt_v2.yaml"  # inherited, named
     assert "model.depths[0]" not in fields and "model.embed_dims" not in fields  # equal values are not noise
     total = report["costs"][-1]
     assert (total["old_params"], total["new_params"]) == (OFFICIAL_PARAMS["pvt_v2_b2"], OFFICIAL_PARAMS["pvt_v2_b5"])
@@ -156,6 +156,25 @@ def test_git_revision_vs_working_tree(repo, capsys):
         "HEAD:conf/model/pvt_v2_b1.yaml",
         "HEAD:conf/model/pvt_v2_b2.yaml",
     ]
+
+
+@pytest.mark.parametrize("fmt", ["json", "md", "term"])
+def test_reviewed_files_are_named_from_the_repository_root_in_every_format(repo, monkeypatch, capsys, fmt):
+    """A PR comment must not show the runner's paths: a reviewed file given by an absolute path,
+    from a sub-directory, reads as the repository shows it; shipped files as lucid_arch:model/..."""
+    (repo / "conf/model/pvt_v2_b2.yaml").write_text("defaults: [pvt_v2_b1, _self_]\nname: pvt_v2_b2\n")
+    (repo / "sub").mkdir()
+    monkeypatch.chdir(repo / "sub")
+    code = main(["pvt_v2_b2", str(repo / "conf/model/pvt_v2_b2.yaml"), "--format", fmt])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert str(repo) not in out and str(ROOT) not in out and "site-packages" not in out
+    assert "conf/model/pvt_v2_b1.yaml" in out and "lucid_arch:model/pvt_v2_b1.yaml" in out
+    if fmt == "json":
+        report = json.loads(out)
+        assert report["new"]["spec"] == "conf/model/pvt_v2_b2.yaml"
+        assert report["new"]["chain"][1:] == ["conf/model/_pvt_v2.yaml", "conf/model/pvt_v2_b1.yaml", "conf/model/pvt_v2_b2.yaml"]
+        assert report["old"]["chain"][-1] == "lucid_arch:model/pvt_v2_b2.yaml"
 
 
 def test_git_file_outside_a_config_tree(repo, capsys):

@@ -216,3 +216,21 @@ def test_installed_wheel_runs_the_app(installed, tmp_path):
     assert "depth_sweep, sr_sweep, train_shapes, v2_family" in helped.stdout
     ran = _run([*app, "model=pvt_v2_b0", "format=json"], cwd=tmp_path, env=env)
     assert json.loads(ran.stdout)["params"] == 3_666_760
+
+
+@pytest.mark.parametrize("fmt", ["term", "md", "json"])
+def test_installed_wheel_reports_name_shipped_files_without_machine_paths(installed, tmp_path, fmt):
+    """A CI runner's install path (…/site-packages/lucid_arch/conf/…) never reaches a review or a summary."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["PYTHONPATH"] = str(installed)
+    diff = [sys.executable, "-c", "import sys; from lucid_arch.diff.cli import main; sys.exit(main())"]
+    proc = subprocess.run([*diff, "pvt_v2_b2", "pvt_v2_b5", "--format", fmt], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert str(installed) not in proc.stdout and str(installed.resolve()) not in proc.stdout
+    assert "lucid_arch:model/_pvt_v2.yaml" in proc.stdout and "lucid_arch:model/pvt_v2_b5.yaml" in proc.stdout
+    if fmt == "term":
+        app = [sys.executable, "-c", "from lucid_arch.cli.app import main; main()"]
+        summary = _run([*app, "model=pvt_tiny", "format=text"], cwd=tmp_path, env=env).stdout
+        assert "config: schema default -> lucid_arch:model/_pvt_v1.yaml -> lucid_arch:model/pvt_tiny.yaml" in summary
+        assert str(installed) not in summary

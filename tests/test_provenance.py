@@ -24,10 +24,10 @@ def test_chain_runs_schema_base_parents_variant_then_overrides():
     chain = defaults_chain("pvt_v2_b2_li", ["model.depths=[3,4,18,3]"])
     assert chain == [
         SCHEMA_SOURCE,
-        "conf/model/_pvt_v2.yaml",
-        "conf/model/pvt_v2_b1.yaml",
-        "conf/model/pvt_v2_b2.yaml",
-        "conf/model/pvt_v2_b2_li.yaml",
+        "lucid_arch:model/_pvt_v2.yaml",
+        "lucid_arch:model/pvt_v2_b1.yaml",
+        "lucid_arch:model/pvt_v2_b2.yaml",
+        "lucid_arch:model/pvt_v2_b2_li.yaml",
         "override model.depths=[3,4,18,3]",
     ]
 
@@ -35,10 +35,10 @@ def test_chain_runs_schema_base_parents_variant_then_overrides():
 def test_value_sources_name_the_last_setter_of_every_field():
     sources = value_sources("pvt_v2_b2_li", ["model.num_classes=10"])
     assert set(sources) == set(field_names())
-    assert sources["linear"] == "conf/model/pvt_v2_b2_li.yaml"  # overrides _pvt_v2's linear: false
-    assert sources["depths"] == "conf/model/pvt_v2_b2.yaml"
-    assert sources["embed_dims"] == "conf/model/pvt_v2_b1.yaml"
-    assert sources["sr_ratios"] == "conf/model/_pvt_v2.yaml"
+    assert sources["linear"] == "lucid_arch:model/pvt_v2_b2_li.yaml"  # overrides _pvt_v2's linear: false
+    assert sources["depths"] == "lucid_arch:model/pvt_v2_b2.yaml"
+    assert sources["embed_dims"] == "lucid_arch:model/pvt_v2_b1.yaml"
+    assert sources["sr_ratios"] == "lucid_arch:model/_pvt_v2.yaml"
     assert sources["num_classes"] == "override model.num_classes=10"
     assert sources["drop_rate"] == SCHEMA_SOURCE
 
@@ -47,7 +47,7 @@ def test_a_yaml_path_is_labelled_as_given_and_names_itself(tmp_path):
     path = tmp_path / "wide.yaml"
     path.write_text("defaults: [pvt_v2_b0, _self_]\nembed_dims: [64, 128, 320, 512]\n")  # no name:
     chain = defaults_chain(str(path))
-    assert chain[-2:] == ["conf/model/pvt_v2_b0.yaml", str(path)]
+    assert chain[-2:] == ["lucid_arch:model/pvt_v2_b0.yaml", str(path)]
     sources = value_sources(str(path))
     assert sources["embed_dims"] == sources["name"] == str(path)
 
@@ -95,3 +95,24 @@ def test_another_config_tree_and_display_root(tmp_path):
 def test_an_unknown_variant_is_a_config_error():
     with pytest.raises(ConfigError, match="no such model"):
         defaults_chain("pvt_v2_b9")
+
+
+def test_file_labels_carry_no_machine_path(tmp_path, monkeypatch):
+    """Shipped files by their place in the package; others from their repository root, the cwd, or as given."""
+    from lucid_arch.config.paths import config_dir, display_path, file_label
+
+    assert display_path(config_dir() / "model" / "pvt_v2_b0.yaml") == "lucid_arch:model/pvt_v2_b0.yaml"
+    assert display_path(config_dir() / "model") == "lucid_arch:model"
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "a" / "b").mkdir(parents=True)
+    (repo / "a" / "b" / "x.yaml").write_text("name: x\n")
+    monkeypatch.chdir(repo / "a")
+    assert file_label(repo / "a" / "b" / "x.yaml") == "a/b/x.yaml"  # from the root, not the cwd
+    assert file_label("b/x.yaml") == "a/b/x.yaml"
+    plain = tmp_path / "plain"
+    (plain / "m").mkdir(parents=True)
+    monkeypatch.chdir(plain)
+    assert file_label(plain / "m" / "y.yaml") == "m/y.yaml"  # no repository: from the cwd
+    monkeypatch.chdir(repo)
+    assert file_label(plain / "m" / "y.yaml") == (plain / "m" / "y.yaml").as_posix()  # outside both: as given

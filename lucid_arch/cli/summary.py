@@ -24,8 +24,8 @@ def config_sources(job: Job) -> list[str]:
     overrides = [o for o in job.overrides if o.lstrip("+~").startswith("model.")]
     if job.searchpath:
         overrides.append(f"hydra.searchpath=[{','.join(job.searchpath)}]")
-    # Shipped files read as conf/model/...; files from elsewhere keep their own path.
-    return defaults_chain(job.model_choice, overrides, display_root="conf")
+    # Shipped files read as lucid_arch:model/...; others relative to their repository (config/paths.py).
+    return defaults_chain(job.model_choice, overrides)
 
 
 def summarize(model_cfg: ModelConfig, batch_size: int, sources: list[str]) -> dict[str, Any]:

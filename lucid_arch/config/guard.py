@@ -28,12 +28,12 @@ from .model_files import (
     SCHEMA,
     ModelFile,
     check_loaded_model,
-    display_path,
     name_problem,
     parse_model_file,
     quote,
     resolve_chain,
 )
+from .paths import display_path
 
 GROUP = "model/"
 _active = 0

@@ -18,26 +18,14 @@ from typing import Iterator, Optional, Sequence
 
 from .checks import ConfigError, Problem, suggest
 from .guard import labelled, model_files_checked, read_model_path
-from .model_files import display_path, quote, valid_name
+from .model_files import quote, valid_name
+from .paths import PRIMARY_CONFIG, config_dir, display_path
 from .schema import ModelConfig, field_names
 from .store import register_configs
 
 Dirs = Sequence[Path]  # extra config directories, as `lucid-arch -cd DIR` adds them
 
-PRIMARY_CONFIG = "config"
 LAUNCHER_HINT = " (launchers are Hydra plugins: pip install 'lucid-arch[joblib]' or 'lucid-arch[slurm]')"
-
-
-def config_dir() -> Path:
-    """The ``conf/`` root: inside the installed wheel, or beside the package in a checkout."""
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "conf", package.parent / "conf"):
-        if (candidate / f"{PRIMARY_CONFIG}.yaml").is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"lucid_arch cannot find its configs: neither {package / 'conf'} (installed wheel) nor "
-        f"{package.parent / 'conf'} (source checkout) holds {PRIMARY_CONFIG}.yaml; reinstall the package."
-    )
 
 
 def is_yaml_path(name: str) -> bool:

@@ -20,10 +20,8 @@ every model file Hydra loads, and the diff tool applies them to reviewed trees.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .checks import Problem
@@ -50,14 +48,6 @@ def quote(text: Any, limit: int = MAX_LABEL_CHARS) -> str:
     s = str(text)
     out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
     return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-def display_path(path: Path) -> str:
-    """How reports name a file: relative to the working directory when inside it, else absolute."""
-    try:
-        return Path(os.path.relpath(path)).as_posix() if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
 
 
 def valid_name(name: str) -> bool:

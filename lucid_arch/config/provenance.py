@@ -24,7 +24,8 @@ from typing import Optional, Sequence
 
 from .checks import ConfigError
 from .hydra_session import PRIMARY_CONFIG, Dirs, _hydra_initialized, _model_choice, config_dir, explain_error
-from .model_files import display_path, top_level_lines
+from .model_files import top_level_lines
+from .paths import display_path
 from .schema import field_names
 from .store import register_configs
 

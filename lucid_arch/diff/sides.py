@@ -21,7 +21,8 @@ from typing import Any, Optional, Sequence
 
 from ..config.checks import ConfigError, Problem, suggest, validate_model
 from ..config.compose import MOUNT_PREFIX, PRIMARY_CONFIG, config_dir, is_yaml_path
-from ..config.model_files import display_path, quote, valid_name
+from ..config.model_files import quote, valid_name
+from ..config.paths import display_path, file_label
 from ..config.schema import ModelConfig
 from . import sandbox, trees
 from .trees import ModelDir, TreeError
@@ -94,7 +95,8 @@ def load_sides(sides: Sequence[tuple[str, str, Sequence[str]]]) -> list[Side]:
     out = []
     for role, spec, overrides, target in targets:
         answer = next(answers[next(i for i, s in enumerate(snapshots) if s is target.snapshot)])
-        out.append(side_from_answer(role, spec, overrides, target.kind, answer))
+        shown = file_label(spec) if target.kind == "file" else spec  # no machine path in a report
+        out.append(side_from_answer(role, shown, overrides, target.kind, answer))
     return out
 
 
@@ -197,9 +199,9 @@ def _file_target(spec: str, cache: Optional[dict[str, ModelDir]]) -> Target:
     parent = path.parent
     if parent.name == "model" and (parent.parent / f"{PRIMARY_CONFIG}.yaml").is_file():
         # inside a config tree: its parents are that tree's files, not the installed ones
-        return Target("file", trees.read_dir(parent, display_path(parent) + "/"), stem)
+        return Target("file", trees.read_dir(parent, file_label(parent) + "/"), stem)
     mounted = f"{MOUNT_PREFIX}{stem}"
-    return Target("file", shipped(cache).with_file(mounted, trees.read_file(path), str(spec)), mounted, set_name=stem)
+    return Target("file", shipped(cache).with_file(mounted, trees.read_file(path), file_label(path)), mounted, set_name=stem)
 
 
 def _git_target(spec: str, cache: Optional[dict[str, ModelDir]]) -> Target:
