@@ -40,6 +40,35 @@ MIT_PARAMS = {
     "mit_b5": 81_443_008,
 }
 
+# Whole segmentation architectures, 150 classes (ADE20K). SegFormer: Hugging Face's
+# SegformerForSemanticSegmentation (transformers 5.25, counted on the meta device).
+SEGFORMER_PARAMS = {
+    "segformer_b0": 3_752_694,
+    "segformer_b1": 13_715_798,
+    "segformer_b2": 27_461_974,
+    "segformer_b3": 47_337_814,
+    "segformer_b4": 64_108_374,
+    "segformer_b5": 84_708_694,
+}
+# Semantic FPN: the official detection/segmentation backbone (every stage, v1 position tables at
+# 224 px) + mmsegmentation 1.2.2's FPN (256 channels, 4 outputs: 2,623,488 parameters on
+# 64-128-320-512 maps, 2,492,416 on b0's 32-64-160-256) + FPNHead (128 channels: 1,643,158),
+# counted on mmseg's own modules (fixtures/README.md). The PVT papers round them to 7.6 ... 85.7 M.
+FPN_PARAMS = {
+    "fpn_pvt_v2_b0": 7_545_334,
+    "fpn_pvt_v2_b1": 17_762_646,
+    "fpn_pvt_v2_b2": 29_116_502,
+    "fpn_pvt_v2_b3": 48_992_342,
+    "fpn_pvt_v2_b4": 66_309_718,
+    "fpn_pvt_v2_b5": 85_709_654,
+    "fpn_pvt_tiny": 16_980_886,
+    "fpn_pvt_small": 28_237_462,
+    "fpn_pvt_medium": 47_959_702,
+    "fpn_pvt_large": 65_120_918,
+}
+MMSEG_FPN_NECK = {(32, 64, 160, 256): 2_492_416, (64, 128, 320, 512): 2_623_488}
+MMSEG_FPN_HEAD = 1_643_158
+
 # lucid 2.x's documented counts, and the overrides that reproduce them.
 LUCID_PARAMS = {
     "pvt_tiny": ({"attn_proj": False}, 12_457_192),

@@ -9,11 +9,11 @@ import yaml
 import lucid_arch
 from lucid_arch.config import config_dir
 
-from conftest import LUCID_PARAMS, MIT_PARAMS, OFFICIAL_PARAMS, num_params
+from conftest import FPN_PARAMS, LUCID_PARAMS, MIT_PARAMS, MMSEG_FPN_HEAD, MMSEG_FPN_NECK, OFFICIAL_PARAMS, SEGFORMER_PARAMS, num_params
 
 
-def test_list_models_is_exactly_the_twelve_pvts_and_six_mits():
-    assert lucid_arch.list_models() == sorted({**OFFICIAL_PARAMS, **MIT_PARAMS})
+def test_list_models_is_every_pvt_mit_segformer_and_semantic_fpn():
+    assert lucid_arch.list_models() == sorted({**OFFICIAL_PARAMS, **MIT_PARAMS, **SEGFORMER_PARAMS, **FPN_PARAMS})
     assert lucid_arch.list_models("pvt_v2_b2*") == ["pvt_v2_b2", "pvt_v2_b2_li"]
 
 
@@ -26,6 +26,30 @@ def test_mit_encoders_count_what_hugging_face_segformer_counts(name):
     assert [s.dim for s in model.spec.stages] == pvt.embed_dims and [s.depth for s in model.spec.stages] == pvt.depths
     assert [s.mlp_ratio for s in model.spec.stages] == [4.0] * 4 and model.spec.features_only
     assert _own_keys(name) == {"name", "mlp_ratios", "num_classes", "features_only"}
+
+
+@pytest.mark.parametrize("name", sorted(SEGFORMER_PARAMS))
+def test_segformer_counts_what_hugging_face_counts(name):
+    with torch.device("meta"):
+        model = lucid_arch.create_model(name)
+    assert num_params(model) == SEGFORMER_PARAMS[name]
+    assert num_params(model.backbone) == MIT_PARAMS[name.replace("segformer", "mit")]  # the MiT encoder, unchanged
+    assert model.decode_head.fuse.conv.out_channels == (256 if name in ("segformer_b0", "segformer_b1") else 768)
+    assert _own_keys(name) <= {"name", "decode_head"}  # a few lines over its encoder and the _segformer base
+
+
+@pytest.mark.parametrize("name", sorted(FPN_PARAMS))
+def test_semantic_fpn_counts_mmsegs_neck_and_head_on_the_official_backbone(name):
+    encoder = name.removeprefix("fpn_")
+    with torch.device("meta"):
+        model = lucid_arch.create_model(name)
+        backbone = lucid_arch.create_model(encoder, features_only=True, img_size=512,
+                                            **({} if encoder.startswith("pvt_v2") else {"pretrain_img_size": 224}))
+    neck = MMSEG_FPN_NECK[tuple(s.dim for s in model.spec.stages)]
+    assert num_params(model.neck) == neck and num_params(model.decode_head) == MMSEG_FPN_HEAD
+    assert num_params(model.backbone) == num_params(backbone)
+    assert num_params(model) == FPN_PARAMS[name]
+    assert model.spec.stages[0].pos_grid in (None, (56, 56))  # v1 tables at the 224 px they were trained at
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))

@@ -8,14 +8,16 @@ check are skipped rather than piling derived errors on top.
 
 from __future__ import annotations
 
-import difflib
+import functools
 import math
 import os
 import typing
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, Iterable, Mapping, Optional
+from dataclasses import MISSING, fields
+from typing import Any, Mapping, Optional
 
-from .geometry import default_patch_sizes, feature_sizes, image_hw, patch_geometry
+from .problems import ConfigError, Problem, suggest
+from .section_checks import dense_problems, filled, section_type_problems
+from .geometry import default_patch_sizes, feature_sizes, image_hw, patch_geometry, reductions
 from .schema import (
     MAX_BLOCKS,
     MAX_MLP_RATIO,
@@ -23,51 +25,16 @@ from .schema import (
     OPTIONAL_PER_STAGE_FIELDS,
     PER_STAGE_FIELDS,
     PROBABILITY_FIELDS,
+    SECTIONS,
     VALUE_RANGES,
+    plain_defaults,
     ModelConfig,
 )
 
 
-@dataclass(frozen=True)
-class Problem:
-    key: str
-    message: str
-    where: Optional[str] = None  # the file and line, or the override, that set the key
-
-    def __str__(self) -> str:
-        return f"{self.message} (set in {self.where})" if self.where else self.message
-
-
-class ConfigError(ValueError):
-    """A model config that cannot be built; ``problems`` lists every reason found."""
-
-    def __init__(self, problems: Iterable[Problem], source: Optional[str] = None):
-        self.problems = list(problems)
-        self.source = source
-        where = f" '{source}'" if source else ""
-        if all(p.key == "overrides" for p in self.problems):
-            subject = "overrides"
-        elif all(p.key.startswith("model") for p in self.problems):
-            subject = "model config"
-        else:
-            subject = "config"
-        if len(self.problems) == 1:
-            text = f"Invalid {subject}{where}: {self.problems[0]}"
-        else:
-            lines = "\n".join(f"  - {p}" for p in self.problems)
-            text = f"Invalid {subject}{where} ({len(self.problems)} problems):\n{lines}"
-        super().__init__(text)
-
-
 _HINTS = typing.get_type_hints(ModelConfig)
-_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
+_DEFAULTS = plain_defaults()
 _CHOICES = {f.name: f.metadata["choices"] for f in fields(ModelConfig) if "choices" in f.metadata}
-
-
-def suggest(word: str, candidates: Iterable[str]) -> str:
-    """' (did you mean x or y?)' for the nearest candidates, or ''."""
-    close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
 # --- type checks --------------------------------------------------------------------------
@@ -142,7 +109,17 @@ def _img_size_problems(key: str, value: Any) -> list[Problem]:
     return [Problem(key, f"{key} = {value!r}: expected an integer (a square input's side) or [height, width], e.g. [512, 1024].")]
 
 
-_CUSTOM_TYPE_CHECKS = {"linear": _linear_problems, "pretrained": _pretrained_problems, "img_size": _img_size_problems}
+def _pretrain_img_size_problems(key: str, value: Any) -> list[Problem]:
+    return [] if value is None else _img_size_problems(key, value)
+
+
+_CUSTOM_TYPE_CHECKS = {
+    "linear": _linear_problems,
+    "pretrained": _pretrained_problems,
+    "img_size": _img_size_problems,
+    "pretrain_img_size": _pretrain_img_size_problems,
+    **{name: functools.partial(section_type_problems, cls=cls, type_problems=_type_problems) for name, cls in SECTIONS.items()},
+}
 
 
 
@@ -276,6 +253,21 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
                     )
                     bad.add("patch_strides")
 
+    geometry_ok = ok("patch_embed", "patch_sizes", "patch_strides")
+    if geometry_ok and ok("pretrain_img_size", "pos_embed") and cfg["pretrain_img_size"] is not None:
+        size = cfg["pretrain_img_size"]
+        if not cfg["pos_embed"]:
+            add("pretrain_img_size", f"pretrain_img_size = {size}: sizes the position-embedding tables, which this model "
+                "does not have (pos_embed=false); remove it.")
+        else:
+            geometry = patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])
+            tables = feature_sizes(*image_hw(size), geometry)
+            if any(h < 1 or w < 1 for h, w in tables):
+                add("pretrain_img_size", f"pretrain_img_size = {size}: too small, a stage's position table would be empty; "
+                    "use the size the tables were trained at (224).")
+    stage_strides = reductions(patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])) if geometry_ok else None
+    dense_problems(cfg, bad, p, add, stage_strides)
+
     # Shapes at img_size: every stage keeps at least one token, reductions fit the map.
     if ok("img_size", "patch_embed", "patch_sizes", "patch_strides", "sr_ratios", "linear"):
         geometry = patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])
@@ -345,14 +337,15 @@ def check_model(raw: Mapping[str, Any], prefix: str = "model") -> list[Problem]:
         if found:
             problems.extend(found)
             bad.add(name)
-        cfg[name] = value
+        cfg[name] = filled(value, SECTIONS[name]) if name in SECTIONS and name not in bad else value
     return problems + _cross_field_problems(cfg, bad, p)
 
 
 def to_plain_dict(cfg: Any) -> dict[str, Any]:
     """A plain dict from a ModelConfig, a mapping or an OmegaConf node (model node or full config)."""
     if isinstance(cfg, ModelConfig):
-        return {f.name: getattr(cfg, f.name) for f in fields(ModelConfig)}
+        out = {f.name: getattr(cfg, f.name) for f in fields(ModelConfig)}
+        return {k: filled(v, SECTIONS[k]) if k in SECTIONS else v for k, v in out.items()}
     if type(cfg).__module__.startswith("omegaconf"):
         from omegaconf import OmegaConf
 
@@ -375,6 +368,8 @@ def validate_model(cfg: Any, source: Optional[str] = None, prefix: str = "model"
         if isinstance(value, tuple):
             values[name] = list(value)
     values["mlp_ratios"] = [float(r) for r in values["mlp_ratios"]]
+    for name, cls in SECTIONS.items():
+        values[name] = cls(**filled(values[name], cls))
     if values["pretrained"] is not None:  # a pathlib.Path from Python callers
         values["pretrained"] = os.fspath(values["pretrained"])
     return ModelConfig(**values)

@@ -10,7 +10,6 @@ and what a Hydra or OmegaConf exception means for the person who typed the overr
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fnmatch
 import tempfile
 from pathlib import Path
@@ -20,7 +19,8 @@ from .checks import ConfigError, Problem, suggest
 from .guard import labelled, model_files_checked, read_model_path
 from .model_files import quote, valid_name
 from .paths import PRIMARY_CONFIG, config_dir, display_path
-from .schema import ModelConfig, field_names
+from .schema import SECTIONS, field_names, plain_defaults
+from .section_checks import unknown_key_message
 from .store import register_configs
 
 Dirs = Sequence[Path]  # extra config directories, as `lucid-arch -cd DIR` adds them
@@ -51,7 +51,7 @@ def _untyped_schema() -> Iterator[None]:
     """
     from hydra.core.config_store import ConfigStore
 
-    untyped = {f.name: f.default for f in dataclasses.fields(ModelConfig)}  # same keys and defaults, no types
+    untyped = plain_defaults()  # same keys and defaults, no types
     ConfigStore.instance().store(group="model", name="_schema", node=untyped)
     try:
         yield
@@ -173,6 +173,9 @@ def explain_error(exc: BaseException, name: str, config_root: Optional[Path] = N
     key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
     if key and ("not in struct" in text or re.search(r"Key '[^']*' not in '", text)):
         key = str(key)
+        section = key.split(".")[1] if key.count(".") == 2 else None
+        if key.startswith("model.") and section in SECTIONS:
+            return Problem(key, unknown_key_message(quote(key), SECTIONS[section]))
         if key.startswith("model."):
             return Problem(key, f"{quote(key)}: unknown key, not a field of the model schema{suggest(key.split('.')[-1], field_names())}.")
         task_dir = Path(config_root or config_dir()) / "task"

@@ -24,6 +24,8 @@ PATCH_EMBED_CHOICES = ("overlapping", "non_overlapping")
 POOL_CHOICES = ("mean", "cls")
 ACT_CHOICES = ("gelu", "relu", "silu")
 CONV_INIT_CHOICES = ("fan_out", "default")
+NECK_CHOICES = ("none", "fpn")
+DECODE_HEAD_CHOICES = ("none", "all_mlp", "fpn")
 
 # Fields that hold one entry per stage. The number of stages is len(embed_dims).
 PER_STAGE_FIELDS = ("embed_dims", "depths", "num_heads", "mlp_ratios", "sr_ratios")
@@ -47,12 +49,86 @@ VALUE_RANGES: dict[str, tuple[int, int]] = {  # field -> (smallest, largest); pe
     "img_size": (1, 16_384),
     "in_channels": (1, 1_024),
     "num_classes": (0, 1_000_000),
+    "pretrain_img_size": (1, 16_384),
 }
 MAX_MLP_RATIO = 64.0
+# The same for the neck's and the decode head's fields (model.neck.*, model.decode_head.*).
+SECTION_RANGES: dict[str, tuple[int, int]] = {
+    "channels": (1, 16_384),
+    "num_outs": (1, 8),
+    "in_index": (0, MAX_STAGES + 8 - 1),  # a stage or a neck level (up to num_outs)
+}
 
 
 def _doc(text: str, **extra: Any) -> dict:
     return {"help": " ".join(text.split()), **extra}
+
+
+@dataclass
+class NeckConfig:
+    """What joins the encoder's maps before the decode head reads them (``model.neck``).
+
+    mmsegmentation's FPN: a 1x1 lateral convolution per map, a top-down pathway adding each
+    coarser level (nearest-neighbour upsampled) to the finer one, and a 3x3 output convolution
+    per level, all with biases and no norm, as in the PVT papers' Semantic FPN.
+    """
+
+    type: str = field(
+        default="none", metadata=_doc("The neck: 'none', or 'fpn' (the Feature Pyramid Network).", choices=NECK_CHOICES)
+    )
+    channels: int = field(default=256, metadata=_doc("Channels of every level the neck outputs (mmseg's out_channels)."))
+    num_outs: Optional[int] = field(
+        default=None,
+        metadata=_doc(
+            """Levels the neck outputs. null: one per encoder map. More: extra coarser levels, each a
+            stride-2 max-pool of the last (mmseg's FPN without extra convolutions)."""
+        ),
+    )
+
+
+@dataclass
+class DecodeHeadConfig:
+    """What turns feature maps into per-pixel class logits (``model.decode_head``).
+
+    'all_mlp' is SegFormer's head: each map through a Linear to ``channels``, bilinearly
+    upsampled to the first (stride-4) map, concatenated coarsest first, fused by a 1x1
+    convolution without bias + BatchNorm + ReLU, then dropout and a 1x1 classifier. 'fpn' is
+    the Semantic FPN head (mmseg's FPNHead): per level, 3x3 convolution + BatchNorm + ReLU
+    blocks, each followed by a 2x bilinear upsampling, until the level reaches the first map's
+    stride; the levels are summed, then dropout and a 1x1 classifier. Logits come out at the
+    first map's stride (1/4 of the input) and are upsampled to the labels for the loss.
+    """
+
+    type: str = field(
+        default="none",
+        metadata=_doc(
+            """The head: 'none' (a classifier, or a backbone), 'all_mlp' (SegFormer) or 'fpn'
+            (Semantic FPN).""",
+            choices=DECODE_HEAD_CHOICES,
+        ),
+    )
+    channels: int = field(
+        default=256,
+        metadata=_doc(
+            """Width of the head: all_mlp's embedding of every map (Hugging Face's
+            decoder_hidden_size: 256 for SegFormer-B0/B1, 768 for B2-B5); fpn's channels of every
+            scale head (128 in the PVT papers)."""
+        ),
+    )
+    dropout: float = field(
+        default=0.1,
+        metadata=_doc("Channel dropout (Dropout2d, as the official code) before the classifier; 0 turns it off."),
+    )
+    in_index: Optional[List[int]] = field(
+        default=None,
+        metadata=_doc(
+            """The maps the head reads, counted from 0 (the neck's levels when there is a neck, else
+            the encoder's stages), in increasing stride. null: all of them."""
+        ),
+    )
+    align_corners: bool = field(
+        default=False, metadata=_doc("align_corners of the head's bilinear upsampling (false in the references).")
+    )
 
 
 @dataclass
@@ -94,6 +170,31 @@ class ModelConfig:
         metadata=_doc(
             """Stages whose maps a features_only model returns, counted from 0 (negative counts
             from the end), in stage order. null: every stage. Needs features_only."""
+        ),
+    )
+
+    pretrain_img_size: Any = field(
+        default=None,
+        metadata=_doc(
+            """Input size the v1 position-embedding tables are sized for: one side or [height,
+            width]. null: img_size. The official detection and segmentation code keeps the
+            tables at their pretraining size (224) and interpolates them for larger inputs
+            (mmdetection's pretrain_img_size); only models with pos_embed have tables."""
+        ),
+    )
+
+    # --- dense prediction: a decode head (and a neck) over the encoder's maps -------------
+    neck: NeckConfig = field(
+        default_factory=NeckConfig,
+        metadata=_doc("A neck between the encoder and the decode head (see NeckConfig); type 'none': none. Needs a decode head."),
+    )
+    decode_head: DecodeHeadConfig = field(
+        default_factory=DecodeHeadConfig,
+        metadata=_doc(
+            """A segmentation head (see DecodeHeadConfig): with a type other than 'none' the model
+            returns per-pixel logits (B, num_classes, H/4, W/4) instead of class scores, its encoder
+            built as a backbone (every stage, no class token). With features_only=true the encoder
+            alone is built, and neither neck nor head is."""
         ),
     )
 
@@ -212,10 +313,28 @@ class ModelConfig:
     )
 
 
+# Sections of the model config that are small typed mappings of their own.
+SECTIONS: dict[str, type] = {"neck": NeckConfig, "decode_head": DecodeHeadConfig}
+
+
+def plain_defaults() -> dict[str, Any]:
+    """Every field's default as plain data (a section as a dict of its fields'), e.g. for an untyped schema."""
+    out = {}
+    for f in fields(ModelConfig):
+        if f.name in SECTIONS:
+            out[f.name] = {g.name: g.default for g in fields(SECTIONS[f.name])}
+        else:
+            out[f.name] = f.default
+    return out
+
+
 def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in fields(ModelConfig))
 
 
 def field_help() -> dict[str, str]:
-    """Field name -> its one-line documentation, for error messages and ``--help``."""
-    return {f.name: f.metadata.get("help", "") for f in fields(ModelConfig)}
+    """Field name -> its one-line documentation (``neck.channels`` for a section's), for errors and ``--help``."""
+    out = {f.name: f.metadata.get("help", "") for f in fields(ModelConfig)}
+    for section, cls in SECTIONS.items():
+        out.update({f"{section}.{f.name}": f.metadata.get("help", "") for f in fields(cls)})
+    return out

@@ -17,7 +17,7 @@ from ..config.compose import load_config
 from ..config.schema import ModelConfig
 from .lucid_args import apply_arguments
 from .memory_check import check_fits
-from .model import PyramidVisionTransformer
+from .assemble import Model, model_from_spec
 from .spec import ModelSpec, model_spec
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def resolve_spec(cfg: Any, source: Optional[str] = None) -> ModelSpec:
     return model_spec(validate_model(cfg, source=source))
 
 
-def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransformer:
+def build_model(cfg: Any, source: Optional[str] = None) -> Model:
     """Build from a composed Hydra config (full or its ``model`` node), a dict or a ModelConfig.
 
     Modules are created on the meta device and given storage afterwards, so each weight is
@@ -44,12 +44,12 @@ def build_model(cfg: Any, source: Optional[str] = None) -> PyramidVisionTransfor
     """
     config = validate_model(cfg, source=source)
     with torch.device("meta"):
-        model = PyramidVisionTransformer(model_spec(config))
+        model = model_from_spec(model_spec(config))
     materialize(model, config)
     return model
 
 
-def materialize(model: PyramidVisionTransformer, config: ModelConfig) -> None:
+def materialize(model: Model, config: ModelConfig) -> None:
     """Give a model built on the meta device its storage on the default device, initial weights and
     ``config.pretrained``; a model too big for the device is refused first. Nothing under meta."""
     device = torch.get_default_device()
@@ -61,9 +61,9 @@ def materialize(model: PyramidVisionTransformer, config: ModelConfig) -> None:
     load_configured_weights(model, config)
 
 
-def load_configured_weights(model: PyramidVisionTransformer, config: ModelConfig) -> None:
+def load_configured_weights(model: Model, config: ModelConfig) -> None:
     """Load ``config.pretrained`` into an initialised model; nothing for a meta model or no checkpoint."""
-    if config.pretrained and not model.patch_embed.proj.weight.is_meta:
+    if config.pretrained and not next(model.parameters()).is_meta:
         from ..weights import load_pretrained  # safetensors and the file are only touched here
 
         log.info("%s: %s", model.spec.name, load_pretrained(model, config.pretrained))
@@ -74,7 +74,7 @@ def resolve_config(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     return apply_arguments(to_plain_dict(load_config(name)), overrides, source=name)
 
 
-def create_model(name: str, **overrides: Any) -> PyramidVisionTransformer:
+def create_model(name: str, **overrides: Any) -> Model:
     """A variant by name (or YAML path), with schema fields or lucid's keyword arguments overridden.
 
     >>> create_model("pvt_v2_b2", num_classes=10, depths=[3, 4, 18, 3])  # doctest: +SKIP

@@ -57,7 +57,7 @@ def _build_stage(spec: StageSpec, model: ModelSpec) -> Stage:
         spec.dim,
         blocks,
         downsample=None if spec.index == 0 else _patch_embed(spec),
-        pos_embed_grid=spec.grid if spec.pos_embed else None,
+        pos_embed_grid=spec.pos_grid,
         num_prefix_tokens=spec.num_prefix_tokens,
         pos_drop=model.drop_rate,
         norm=spec.norm,

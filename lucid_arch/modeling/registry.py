@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from .heads import FPN, AllMLPHead, FPNHead
 from .layers import ClsTokenPool, MeanPool
 
 POOLS: dict[str, type[nn.Module]] = {"mean": MeanPool, "cls": ClsTokenPool}
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
+NECKS: dict[str, type[nn.Module]] = {"fpn": FPN}  # model.neck.type ('none': no neck)
+DECODE_HEADS: dict[str, type[nn.Module]] = {"all_mlp": AllMLPHead, "fpn": FPNHead}  # model.decode_head.type

@@ -10,7 +10,7 @@ the official detection code builds it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..config.geometry import PatchGeometry, feature_sizes, image_hw, patch_geometry, reductions
@@ -30,6 +30,7 @@ class StageSpec:
     patch: PatchGeometry
     grid: tuple[int, int]  # feature map (H, W) at img_size
     pos_embed: bool
+    pos_grid: Optional[tuple[int, int]]  # the position table's (H, W): at pretrain_img_size, else grid; None without one
     cls_token: bool  # the class token is prepended to this stage's tokens
     norm: bool  # a LayerNorm closes the stage
     drop_path: tuple[float, ...]  # one stochastic-depth rate per block
@@ -65,6 +66,49 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class Level:
+    """One feature map a neck or head reads or writes: its channels, output stride and (H, W) at img_size."""
+
+    channels: int
+    stride: int
+    grid: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class NeckSpec:
+    kind: str  # a key of the registry's NECKS
+    inputs: tuple[Level, ...]  # the encoder's maps
+    channels: int
+    num_outs: int
+
+    @property
+    def outputs(self) -> tuple[Level, ...]:
+        """Every input level at ``channels``, then the extra levels: stride-2 max-pools of the last."""
+        out = [Level(self.channels, lv.stride, lv.grid) for lv in self.inputs]
+        while len(out) < self.num_outs:
+            last = out[-1]
+            out.append(Level(self.channels, last.stride * 2, ((last.grid[0] - 1) // 2 + 1, (last.grid[1] - 1) // 2 + 1)))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class DecodeHeadSpec:
+    kind: str  # a key of the registry's DECODE_HEADS
+    inputs: tuple[Level, ...]  # the maps it reads (the neck's levels or the stages, picked by in_index)
+    in_index: tuple[int, ...]
+    channels: int
+    num_classes: int
+    dropout: float
+    align_corners: bool
+
+    @property
+    def output(self) -> Level:
+        """The logits: num_classes channels at the first map's stride and size."""
+        first = self.inputs[0]
+        return Level(self.num_classes, first.stride, first.grid)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     img_size: int | tuple[int, int]  # as configured: one side, or (height, width)
@@ -84,6 +128,8 @@ class ModelSpec:
     drop_path_rate: float  # what the per-block rates rise to (each stage holds its blocks' rates)
     out_indices: Optional[tuple[int, ...]] = None  # a backbone's returned stages; None: a classifier
     stage_outputs: tuple[tuple[int, int], ...] = ()  # (channels, reduction) of every configured stage, built or not
+    neck: Optional[NeckSpec] = None  # a segmentation model's, when it has one
+    decode_head: Optional[DecodeHeadSpec] = None  # set: a segmentation model over the encoder (a backbone of every stage)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -92,7 +138,17 @@ class ModelSpec:
 
     @property
     def features_only(self) -> bool:
-        return self.out_indices is not None
+        """A backbone: forward returns the selected maps (a segmentation model's encoder is one too)."""
+        return self.out_indices is not None and self.decode_head is None
+
+    @property
+    def segmentation(self) -> bool:
+        return self.decode_head is not None
+
+    @property
+    def encoder(self) -> "ModelSpec":
+        """The spec of the encoder alone: the model itself, or a segmentation model's backbone."""
+        return replace(self, neck=None, decode_head=None) if self.segmentation else self
 
     @property
     def num_features(self) -> int:
@@ -110,13 +166,43 @@ def _linspace(end: float, n: int) -> list[float]:
     return [end * i / (n - 1) for i in range(n)]
 
 
+def is_segmentation(cfg: ModelConfig) -> bool:
+    """A decode head over the encoder (features_only builds the encoder alone)."""
+    return cfg.decode_head.type != "none" and not cfg.features_only
+
+
 def selected_stages(cfg: ModelConfig) -> Optional[tuple[int, ...]]:
-    """A features_only config's stages, ascending, negative indices resolved; None for a classifier."""
+    """The encoder maps a features_only config returns (or a segmentation model's neck reads),
+    ascending, negative indices resolved; None for a classifier."""
+    n = len(cfg.embed_dims)
+    if is_segmentation(cfg):
+        return tuple(range(n))
     if not cfg.features_only:
         return None
-    n = len(cfg.embed_dims)
     chosen = range(n) if cfg.out_indices is None else cfg.out_indices
     return tuple(sorted({i % n for i in chosen}))
+
+
+def dense_specs(cfg: ModelConfig, stages: list[StageSpec], strides: list[int]) -> tuple[Optional[NeckSpec], Optional[DecodeHeadSpec]]:
+    """The neck and decode head of a segmentation config, sized from the encoder's stages."""
+    if not is_segmentation(cfg):
+        return None, None
+    levels = tuple(Level(s.dim, stride, s.grid) for s, stride in zip(stages, strides))
+    neck = None
+    if cfg.neck.type != "none":
+        neck = NeckSpec(cfg.neck.type, levels, cfg.neck.channels, cfg.neck.num_outs or len(levels))
+        levels = neck.outputs
+    index = tuple(cfg.decode_head.in_index) if cfg.decode_head.in_index is not None else tuple(range(len(levels)))
+    head = DecodeHeadSpec(
+        kind=cfg.decode_head.type,
+        inputs=tuple(levels[i] for i in index),
+        in_index=index,
+        channels=cfg.decode_head.channels,
+        num_classes=cfg.num_classes,
+        dropout=cfg.decode_head.dropout,
+        align_corners=cfg.decode_head.align_corners,
+    )
+    return neck, head
 
 
 def model_spec(cfg: ModelConfig) -> ModelSpec:
@@ -128,6 +214,8 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
     geometry = patch_geometry(cfg.patch_embed, n, cfg.patch_sizes, cfg.patch_strides)
     img_size = tuple(cfg.img_size) if isinstance(cfg.img_size, (list, tuple)) else cfg.img_size
     grids = feature_sizes(*image_hw(img_size), geometry)
+    table_size = cfg.pretrain_img_size if cfg.pretrain_img_size is not None else img_size
+    pos_grids = feature_sizes(*image_hw(table_size), geometry)
     strides = reductions(geometry)
     rates = _linspace(cfg.drop_path_rate, sum(cfg.depths))
     classifier = out_indices is None
@@ -147,12 +235,14 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
                 patch=geometry[i],
                 grid=grids[i],
                 pos_embed=cfg.pos_embed,
+                pos_grid=pos_grids[i] if cfg.pos_embed else None,
                 cls_token=cfg.cls_token and last and classifier,
                 norm=cfg.norm_each_stage or (last and classifier),
                 drop_path=tuple(rates[start : start + cfg.depths[i]]),
             )
         )
         start += cfg.depths[i]
+    neck, decode_head = dense_specs(cfg, stages, strides)
     return ModelSpec(
         name=cfg.name,
         img_size=img_size,
@@ -172,4 +262,6 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
         drop_path_rate=cfg.drop_path_rate,
         out_indices=out_indices,
         stage_outputs=tuple(zip(cfg.embed_dims, strides)),
+        neck=neck,
+        decode_head=decode_head,
     )

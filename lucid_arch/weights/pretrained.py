@@ -194,13 +194,14 @@ def _matching_variants(sd: Mapping[str, torch.Tensor]) -> list[str]:
     """Shipped variants whose state dict the checkpoint fits (built on the meta device; error path only)."""
     from ..config.checks import validate_model
     from ..config.compose import list_models, load_config
+    from ..modeling.assemble import model_from_spec
     from ..modeling.spec import model_spec
 
     want = _signature(sd)
     found = []
     for name in list_models():
         with torch.device("meta"):
-            shapes = _signature(PyramidVisionTransformer(model_spec(validate_model(load_config(name)))).state_dict())
+            shapes = _signature(model_from_spec(model_spec(validate_model(load_config(name)))).state_dict())
         if shapes == want:
             found.append(name)
     return found
