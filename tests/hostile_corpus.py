@@ -106,6 +106,13 @@ def cases(c: Canaries) -> dict[str, bytes]:
         "huge_float": base + "mlp_ratios: [1.0e+308, 8, 4, 4]\n",
         "tiny_ratio": base + "mlp_ratios: [0.000001, 8, 4, 4]\n",
         "many_stages": base + "embed_dims: [" + ", ".join(["32"] * 500) + "]\n",
+        # the dense-prediction sections: code, interpolation, cost, nesting inside them
+        "section_target": base + f"num_classes: 3\ndecode_head:\n  type: all_mlp\n  _target_: {MODULE}.boom\n",
+        "section_interp": base + f"num_classes: 3\ndecode_head:\n  type: all_mlp\n  channels: ${{oc.env:{ENV}}}\n",
+        "section_huge": base + "num_classes: 3\nneck:\n  type: fpn\n  num_outs: 99999999999999\ndecode_head:\n"
+        "  type: fpn\n  channels: 99999999999999999999999\n  in_index: [" + ", ".join(["7"] * 2000) + "]\n",
+        "section_nested": base + "decode_head:\n  type: {a: {b: {c: [1, 2]}}}\n",
+        "section_not_a_mapping": base + f"decode_head: {MODULE}.boom\n",
         "cycle": "defaults: [_cycle_b, _self_]\nname: cycle\n",
         "_cycle_b": "defaults: [cycle, _self_]\n",
         "diamond_bomb": "defaults: [_dia0_a, _dia0_b, _self_]\n",

@@ -34,7 +34,9 @@ def test_chain_runs_schema_base_parents_variant_then_overrides():
 
 def test_value_sources_name_the_last_setter_of_every_field():
     sources = value_sources("pvt_v2_b2_li", ["model.num_classes=10"])
-    assert set(sources) == set(field_names())
+    sections = {"neck", "decode_head"}
+    assert {k.split(".")[0] for k in sources} == set(field_names()) and not sections & set(sources)
+    assert "decode_head.channels" in sources and sources["neck.type"] == SCHEMA_SOURCE
     assert sources["linear"] == "lucid_arch:model/pvt_v2_b2_li.yaml"  # overrides _pvt_v2's linear: false
     assert sources["depths"] == "lucid_arch:model/pvt_v2_b2.yaml"
     assert sources["embed_dims"] == "lucid_arch:model/pvt_v2_b1.yaml"
@@ -116,3 +118,16 @@ def test_file_labels_carry_no_machine_path(tmp_path, monkeypatch):
     assert file_label(plain / "m" / "y.yaml") == "m/y.yaml"  # no repository: from the cwd
     monkeypatch.chdir(repo)
     assert file_label(plain / "m" / "y.yaml") == (plain / "m" / "y.yaml").as_posix()  # outside both: as given
+
+
+def test_a_sections_fields_are_traced_one_by_one():
+    """model.decode_head.channels and .type can come from different files and overrides."""
+    sources = value_sources("segformer_b0", ["model.decode_head.dropout=0.2"])
+    assert sources["decode_head.type"] == "lucid_arch:model/_segformer.yaml"
+    assert sources["decode_head.channels"] == "lucid_arch:model/segformer_b0.yaml"  # b0 narrows the base's 768
+    assert sources["decode_head.dropout"] == "override model.decode_head.dropout=0.2"
+    assert sources["decode_head.in_index"] == SCHEMA_SOURCE
+    prov = provenance("segformer_b0")
+    assert prov.where("model.decode_head.channels") == "lucid_arch:model/segformer_b0.yaml, line 4"
+    whole = value_sources("pvt_v2_b0", ["model.decode_head={type:all_mlp}", "model.num_classes=3"])
+    assert whole["decode_head.channels"] == whole["decode_head.type"] == "override model.decode_head={type:all_mlp}"

@@ -59,6 +59,14 @@ def _shape(shape: Any) -> str:
     return "x".join(map(str, shape))
 
 
+def _part_cells(part: dict[str, Any]) -> list[str]:
+    """The stage columns a neck or head fills: its (first) output map and channels."""
+    out = part["output_shapes"][0]
+    if len(out) < 4:  # a classifier's (batch, classes)
+        return [""] * 10
+    return ["x".join(map(str, out[2:])), "", str(out[1]), *[""] * 7]
+
+
 def summary_table(s: dict[str, Any]) -> Table:
     gflops = lambda flops: f"{flops / 1e9:.3f}"  # noqa: E731
     rows = [
@@ -80,14 +88,16 @@ def summary_table(s: dict[str, Any]) -> Table:
         for st in s["stages"]
     ]
     blank = [""] * 10
-    head = [] if s.get("out_indices") is not None else [["head", *blank, f"{s['head_params']:,}", gflops(s["head_flops"])]]
-    totals = [*head, ["total", *blank, f"{s['params']:,}", gflops(s["flops"])]]
+    parts = [[part["label"], *_part_cells(part), f"{part['params']:,}", gflops(part["flops"])] for part in s["parts"]]
+    totals = [*parts, ["total", *blank, f"{s['params']:,}", gflops(s["flops"])]]
     batch = f", batch {s['batch_size']}" if s["batch_size"] != 1 else ""
-    if s.get("out_indices") is None:
-        outputs = [("forward_features", ", ".join(_shape(x) for x in s["feature_shapes"])), ("logits", _shape(s["logits_shape"]))]
-    else:  # a backbone: its forward returns the selected maps
+    if s.get("out_indices") is not None:  # a backbone: its forward returns the selected maps
         picked = ", ".join(_shape(s["feature_shapes"][i]) for i in s["out_indices"])
         outputs = [(f"features (out_indices {list(s['out_indices'])})", picked)]
+    else:
+        outputs = [("forward_features", ", ".join(_shape(x) for x in s["feature_shapes"]))]
+        outputs += [(f"{part['name']} outputs", ", ".join(_shape(x) for x in part["output_shapes"])) for part in s["parts"][:-1]]
+        outputs.append(("logits", _shape(s["logits_shape"])))
     return Table(
         title=f"{s['name']} at {_shape(s['input_size'])}{batch}: {s['params'] / 1e6:.2f} M parameters, {s['gflops']:.3f} GFLOPs",
         columns=["stage", "feature map", "tokens", "dim", "heads", "head dim", "sr", "kv tokens", "linear", "mlp ratio", "depth", "params", "GFLOPs"],

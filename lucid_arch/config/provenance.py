@@ -18,7 +18,7 @@ its provenance (naming the file that smuggled the key), and no torch is imported
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -26,7 +26,7 @@ from .checks import ConfigError
 from .hydra_session import PRIMARY_CONFIG, Dirs, _hydra_initialized, _model_choice, config_dir, explain_error
 from .model_files import top_level_lines
 from .paths import display_path
-from .schema import field_names
+from .schema import SECTIONS, field_names
 from .store import register_configs
 
 SCHEMA_SOURCE = "schema default"  # the typed dataclass ModelConfig, ConfigStore's model/_schema
@@ -53,15 +53,16 @@ class Provenance:
 
     @property
     def values(self) -> dict[str, str]:
-        """Field -> label of the last source that set it; every schema field is present."""
-        out = dict.fromkeys(field_names(), SCHEMA_SOURCE)
+        """Field -> label of the last source that set it; every schema field is present, and every
+        section field (``decode_head.channels``) apart from the section's other fields."""
+        out = dict.fromkeys(_source_keys(), SCHEMA_SOURCE)
         for source in self.sources:
             out.update(dict.fromkeys(source.keys, source.label))
         return out
 
     def where(self, key: str) -> Optional[str]:
         """'conf/model/x.yaml, line 4' (or the override) behind a key such as ``model.depths[1]``; None for schema defaults."""
-        name = _model_field(key)
+        name = source_key(key)
         if name is None:
             return None
         found = None
@@ -70,7 +71,8 @@ class Provenance:
                 found = source
         if found is None or found.label == SCHEMA_SOURCE:
             return None
-        line = dict(found.lines).get(name)
+        lines = dict(found.lines)
+        line = lines.get(name, lines.get(name.split(".")[0]))  # a section's field: the section's line
         return f"{found.label}, line {line}" if line else found.label
 
 
@@ -134,13 +136,14 @@ def provenance(
         sources = [s for s in files if s is not None]
         mounted_label = sources[-1].label if sources else name_or_path
         for override in defaults.overrides.config_overrides:
-            key = _model_field(override.key_or_group)
+            key = source_key(override.key_or_group)
             if key is None:
                 continue
+            keys = _expanded(key)
             if override.input_line in user:
-                sources.append(Source(OVERRIDE_PREFIX + override.input_line, (key,)))
+                sources.append(Source(OVERRIDE_PREFIX + override.input_line, keys))
             else:  # added by load_config for a file without `name:`; the file is the source
-                sources.append(Source(mounted_label, (key,)))
+                sources.append(Source(mounted_label, keys))
     return Provenance(tuple(_merge_adjacent(sources)))
 
 
@@ -172,11 +175,27 @@ def _merge_adjacent(sources: list[Source]) -> list[Source]:
     return out
 
 
-def _model_field(key: Optional[str]) -> Optional[str]:
-    """'model.depths' (or 'model.depths.1') -> 'depths'; None for keys outside the model."""
+def source_key(key: Optional[str]) -> Optional[str]:
+    """'model.depths' (or 'model.depths.1') -> 'depths', 'model.decode_head.channels' -> 'decode_head.channels';
+    None for keys outside the model."""
     if not key or not key.startswith(MODEL_PACKAGE + "."):
         return None
-    return key[len(MODEL_PACKAGE) + 1 :].split(".")[0].split("[")[0]
+    parts = [p.split("[")[0] for p in key[len(MODEL_PACKAGE) + 1 :].split(".")]
+    return ".".join(parts[:2]) if parts[0] in SECTIONS and len(parts) > 1 else parts[0]
+
+
+def _section_fields(section: str) -> tuple[str, ...]:
+    return tuple(f"{section}.{f.name}" for f in fields(SECTIONS[section]))
+
+
+def _source_keys() -> list[str]:
+    """Every key a source can set: the schema's fields, a section's own fields in its place."""
+    return [k for name in field_names() for k in (_section_fields(name) if name in SECTIONS else (name,))]
+
+
+def _expanded(key: str) -> tuple[str, ...]:
+    """A whole section (``model.decode_head={...}``) sets every field of it."""
+    return _section_fields(key) if key in SECTIONS else (key,)
 
 
 def _file_source(
@@ -198,7 +217,11 @@ def _file_source(
         values = {str(k): v for k, v in content[MODEL_PACKAGE].items()}
     else:
         return None
-    keys = tuple(values)
+    keys = tuple(
+        f"{k}.{sub}" if k in SECTIONS else k
+        for k, v in values.items()
+        for sub in (v if k in SECTIONS and isinstance(v, dict) else [None])
+    )
     if loaded.is_schema_source or str(loaded.path).startswith("structured://"):
         return Source(SCHEMA_SOURCE, ())  # schema values are what value_sources reports by default
     lines = _lines(str(loaded.path), default.config_path)

@@ -8,10 +8,10 @@ stage rather than by line.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
-from ..config.schema import field_names
+from ..config.schema import SECTIONS, field_names
 from .checkpoint import CheckpointCompat, compatibility, state_shapes
 from .sides import Side
 
@@ -141,18 +141,26 @@ def compare(old: Side, new: Side) -> DiffReport:
 
 
 def field_changes(old: Side, new: Side) -> list[FieldChange]:
-    """Changed fields as key paths; equal-length lists are compared element by element."""
-    out = []
+    """Changed fields as key paths; equal-length lists are compared element by element, sections field by field."""
+    out: list[FieldChange] = []
     for name in field_names():
         a, b = getattr(old.config, name), getattr(new.config, name)
-        if a == b and type(a) is type(b):
-            continue
-        sources = old.sources.get(name), new.sources.get(name)
-        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            out += [FieldChange(f"model.{name}[{i}]", x, y, *sources) for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        if name in SECTIONS:  # model.decode_head.channels, ...
+            for f in fields(SECTIONS[name]):
+                key = f"{name}.{f.name}"
+                sources = old.sources.get(key), new.sources.get(key)
+                out += _value_changes(f"model.{key}", getattr(a, f.name), getattr(b, f.name), sources)
         else:
-            out.append(FieldChange(f"model.{name}", a, b, *sources))
+            out += _value_changes(f"model.{name}", a, b, (old.sources.get(name), new.sources.get(name)))
     return out
+
+
+def _value_changes(key: str, a: Any, b: Any, sources: tuple[Optional[str], Optional[str]]) -> list[FieldChange]:
+    if a == b and type(a) is type(b):
+        return []
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [FieldChange(f"{key}[{i}]", x, y, *sources) for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    return [FieldChange(key, a, b, *sources)]
 
 
 def _summary(side: Side) -> SideSummary:
@@ -193,7 +201,11 @@ def _cost_rows(old, new) -> list[CostRow]:
     for i in range(max(len(old.stages), len(new.stages))):
         (op, of), (np_, nf) = part(old, i), part(new, i)
         rows.append(CostRow(f"stage {i}", op, np_, of, nf))
-    # analyze() reports totals as stages + head, so the rows below add up exactly.
-    rows.append(CostRow("head", old.head_params, new.head_params, old.head_flops, new.head_flops))
+    # analyze() reports totals as stages + parts (a classifier's head, or a neck and a decode head),
+    # so the rows below add up exactly; a part only one side has is blank on the other.
+    olds, news = ({p.label: p for p in r.parts} for r in (old, new))
+    for label in [*olds, *(k for k in news if k not in olds)]:
+        a, b = olds.get(label), news.get(label)
+        rows.append(CostRow(label, a and a.params, b and b.params, a and a.flops, b and b.flops))
     rows.append(CostRow("total", old.params, new.params, old.flops, new.flops))
     return rows

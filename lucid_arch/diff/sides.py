@@ -23,6 +23,7 @@ from ..config.checks import ConfigError, Problem, suggest, validate_model
 from ..config.compose import MOUNT_PREFIX, PRIMARY_CONFIG, config_dir, is_yaml_path
 from ..config.model_files import quote, valid_name
 from ..config.paths import display_path, file_label
+from ..config.provenance import source_key
 from ..config.schema import ModelConfig
 from . import sandbox, trees
 from .trees import ModelDir, TreeError
@@ -69,8 +70,8 @@ class Side:
         """The file (and line) or override behind a problem such as ``model.depths[1]``."""
         if problem.where:
             return problem.where
-        field_name = problem.key.removeprefix("model.").split(".")[0].split("[")[0]
-        return self.sources.get(field_name)
+        key = source_key(problem.key if problem.key.startswith("model.") else f"model.{problem.key}")
+        return self.sources.get(key) if key else None
 
 
 def load_side(role: str, spec: str, overrides: Sequence[str] = ()) -> Side:

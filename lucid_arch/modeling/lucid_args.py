@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from ..config.checks import ConfigError, Problem
 from ..config.geometry import default_patch_sizes
-from ..config.schema import OPTIONAL_PER_STAGE_FIELDS, PER_STAGE_FIELDS, ModelConfig
+from ..config.schema import OPTIONAL_PER_STAGE_FIELDS, PER_STAGE_FIELDS, SECTIONS, ModelConfig
 from .spec import ModelSpec
 
 LAYER_NORM_DEFAULT_EPS = 1e-5  # torch.nn.LayerNorm's eps when none is given (a test checks it)
@@ -177,6 +177,11 @@ def apply_arguments(cfg: dict[str, Any], arguments: Mapping[str, Any], source: s
     patch_size = arguments.pop("patch_size", None)
     if patch_size is not None and (isinstance(patch_size, bool) or not isinstance(patch_size, int)):
         problems.append(Problem("model.patch_size", f"model.patch_size = {patch_size!r}: expected an integer, the first stage's patch size."))
+    for name in SECTIONS.keys() & arguments.keys():  # decode_head={"channels": 64}: merged, as a Hydra override is
+        section = arguments.pop(name)
+        if isinstance(section, Mapping) and isinstance(cfg.get(name), Mapping):
+            section = {**cfg[name], **section}
+        cfg[name] = section
     cfg.update(arguments)
     if num_stages is not None:
         problems += _stage_problems(cfg, num_stages)
@@ -247,7 +252,15 @@ def lucid_arguments(spec: ModelSpec) -> dict[str, Any]:
 def lucid_call(spec: ModelSpec, width: int = 100) -> str:
     """``name(img_size=224, num_classes=1000, ...)``, wrapped under its opening parenthesis as lucid's docs print it."""
     head = f"{spec.name}("
-    items = [f"{name}={value!r}" for name, value in lucid_arguments(spec).items()]
+    arguments = lucid_arguments(spec)
+    if spec.decode_head is not None:  # lucid documents classifiers; a segmentation model adds its head
+        dense = spec.decode_head
+        arguments["num_classes"] = dense.num_classes
+        if spec.neck is not None:
+            arguments["neck"] = f"{spec.neck.kind}(channels={spec.neck.channels})"
+        arguments["decode_head"] = f"{dense.kind}(channels={dense.channels})"
+    items = [f"{name}={value!r}" if not isinstance(value, str) or name not in SECTIONS else f"{name}={value}"
+             for name, value in arguments.items()]
     lines, line = [], head
     for i, item in enumerate(items):
         text = item + (")" if i == len(items) - 1 else ", ")

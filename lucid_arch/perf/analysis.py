@@ -20,12 +20,13 @@ The command-line summary, the config-diff tool and the benchmarks all read this 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional, Sequence, Union
 
 from ..modeling.builder import resolve_spec
 from ..config.checks import to_plain_dict
-from ..modeling.spec import ModelSpec, StageSpec
+from ..modeling.spec import DecodeHeadSpec, ModelSpec, NeckSpec, StageSpec
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,22 @@ class StageReport:
 
 
 @dataclass(frozen=True)
+class PartReport:
+    """What comes after the stages: a classifier ``head``, or a ``neck`` and a ``decode_head``."""
+
+    name: str  # "head", "neck" or "decode_head"
+    kind: str  # "linear" (a classifier), or the registry's name: "fpn", "all_mlp"
+    params: int
+    flops: int
+    output_shapes: tuple[tuple[int, ...], ...]  # what it returns: the logits, or a neck's levels
+
+    @property
+    def label(self) -> str:
+        """'head' for a classifier; 'neck (fpn)', 'decode head (all_mlp)' after a segmentation encoder."""
+        return "head" if self.name == "head" else f"{self.name.replace('_', ' ')} ({self.kind})"
+
+
+@dataclass(frozen=True)
 class ModelReport:
     name: str
     img_size: Any  # as configured: one side, or (height, width)
@@ -61,13 +78,17 @@ class ModelReport:
     logits_shape: Optional[tuple[int, ...]]  # None for a features_only backbone
     out_indices: Optional[tuple[int, ...]] = None  # the maps a features_only backbone returns
     input_size: tuple[int, int] = (0, 0)  # (height, width) analysed
+    parts: tuple[PartReport, ...] = ()  # after the stages, in order; head_params/head_flops are their sums
 
     @property
     def gflops(self) -> float:
         return self.flops / 1e9
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for part, row in zip(self.parts, out["parts"]):
+            row["label"] = part.label
+        return out
 
 
 def attention_flops(stage: StageSpec, batch_size: int = 1) -> int:
@@ -96,6 +117,48 @@ def patch_embed_flops(stage: StageSpec, batch_size: int = 1) -> int:
     return 2 * batch_size * stage.grid[0] * stage.grid[1] * stage.dim * stage.in_dim * k * k
 
 
+def neck_flops(neck: NeckSpec, batch_size: int = 1) -> int:
+    """FPN: a 1x1 lateral and a 3x3 output convolution per input level (the top-down sums and pools are free)."""
+    return batch_size * sum(2 * lv.grid[0] * lv.grid[1] * neck.channels * (lv.channels + 9 * neck.channels) for lv in neck.inputs)
+
+
+def decode_head_flops(head: DecodeHeadSpec, batch_size: int = 1) -> int:
+    """The head's convolutions and Linears at the sizes they run at; upsampling and norms are free."""
+    h0, w0 = head.inputs[0].grid
+    ch = head.channels
+    flops = 2 * h0 * w0 * ch * head.num_classes  # the 1x1 classifier
+    if head.kind == "all_mlp":
+        flops += sum(2 * lv.grid[0] * lv.grid[1] * lv.channels * ch for lv in head.inputs)  # a Linear per map
+        flops += 2 * h0 * w0 * len(head.inputs) * ch * ch  # the 1x1 fuse over the concatenation
+    else:  # fpn: 3x3 conv blocks, each at twice the previous one's size
+        for lv in head.inputs:
+            steps = round(math.log2(lv.stride / head.inputs[0].stride))
+            h, w, c_in = lv.grid[0], lv.grid[1], lv.channels
+            for _ in range(max(1, steps)):
+                flops += 2 * h * w * c_in * ch * 9
+                h, w, c_in = (2 * h, 2 * w, ch) if steps > 0 else (h, w, ch)
+    return batch_size * flops
+
+
+def _parts(spec: ModelSpec, params: dict[str, int], batch_size: int) -> tuple[PartReport, ...]:
+    def count(prefix: str) -> int:
+        return sum(n for k, n in params.items() if k.startswith(prefix))
+
+    if spec.decode_head is None:
+        if spec.features_only:
+            return ()
+        out = (batch_size, spec.num_classes or spec.num_features)
+        return (PartReport("head", "linear", count("head."), 2 * batch_size * spec.num_features * spec.num_classes, (out,)),)
+    parts = []
+    if spec.neck is not None:
+        levels = tuple((batch_size, lv.channels, *lv.grid) for lv in spec.neck.outputs)
+        parts.append(PartReport("neck", spec.neck.kind, count("neck."), neck_flops(spec.neck, batch_size), levels))
+    logits = spec.decode_head.output
+    parts.append(PartReport("decode_head", spec.decode_head.kind, count("decode_head."),
+                            decode_head_flops(spec.decode_head, batch_size), ((batch_size, logits.channels, *logits.grid),)))
+    return tuple(parts)
+
+
 def _stage_prefixes(spec: ModelSpec, i: int) -> tuple[str, ...]:
     prefixes: tuple[str, ...] = (f"stages.{i}.",)
     if i == 0:
@@ -109,10 +172,10 @@ def probe_model(spec: ModelSpec) -> Any:
     """The model of ``spec`` with one block per stage, on the meta device (every key and shape, no storage)."""
     import torch
 
-    from ..modeling.model import PyramidVisionTransformer
+    from ..modeling.assemble import model_from_spec
 
     with torch.device("meta"):
-        return PyramidVisionTransformer(replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages)))
+        return model_from_spec(replace(spec, stages=tuple(replace(s, depth=1, drop_path=s.drop_path[:1]) for s in spec.stages)))
 
 
 def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batch_size: int = 1) -> ModelReport:
@@ -124,9 +187,10 @@ def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batc
     spec = resolve_spec(raw if img_size is None else {**raw, "img_size": list(img_size) if isinstance(img_size, (list, tuple)) else img_size})
     probe = probe_model(spec)
     params = {name: p.numel() for name, p in probe.named_parameters()}
+    encoder = {k.removeprefix("backbone."): n for k, n in params.items() if not spec.segmentation or k.startswith("backbone.")}
 
     def block_params(i: int) -> int:
-        return sum(n for k, n in params.items() if k.startswith(f"stages.{i}.blocks.0."))
+        return sum(n for k, n in encoder.items() if k.startswith(f"stages.{i}.blocks.0."))
 
     stages = []
     for i, s in enumerate(spec.stages):
@@ -144,13 +208,14 @@ def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batc
                 mlp_ratio=s.mlp_ratio,
                 depth=s.depth,
                 # blocks the probe does not have are each the same as its block 0
-                params=sum(n for k, n in params.items() if k.startswith(_stage_prefixes(spec, i))) + (s.depth - 1) * block_params(i),
+                params=sum(n for k, n in encoder.items() if k.startswith(_stage_prefixes(spec, i))) + (s.depth - 1) * block_params(i),
                 flops=patch_embed_flops(s, batch_size) + s.depth * block_flops(s, spec, batch_size),
                 attention_flops=attention_flops(s, batch_size),
             )
         )
-    head_params = sum(n for k, n in params.items() if k.startswith("head."))
-    head_flops = 2 * batch_size * spec.num_features * spec.num_classes
+    parts = _parts(spec, params, batch_size)
+    head_params = sum(p.params for p in parts)
+    head_flops = sum(p.flops for p in parts)
     return ModelReport(
         name=spec.name,
         img_size=spec.img_size,
@@ -162,7 +227,8 @@ def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batc
         flops=sum(st.flops for st in stages) + head_flops,
         attention_flops=sum(st.attention_flops for st in stages),
         feature_shapes=tuple((batch_size, s.dim, *s.grid) for s in spec.stages),
-        logits_shape=None if spec.features_only else (batch_size, spec.num_classes or spec.num_features),
-        out_indices=spec.out_indices,
+        logits_shape=None if spec.features_only else parts[-1].output_shapes[-1],
+        out_indices=spec.out_indices if spec.features_only else None,
         input_size=spec.input_size,
+        parts=parts,
     )

@@ -106,16 +106,24 @@ def _forward_thunk(model: nn.Module, x: torch.Tensor | Sequence[torch.Tensor]) -
 
 
 def _train_thunk(model: nn.Module, x: torch.Tensor, precision: str, device: str) -> Callable[[], torch.Tensor]:
-    """One SGD step: forward (under autocast for bf16), cross-entropy, backward, update."""
+    """One SGD step: forward (under autocast for bf16), cross-entropy, backward, update.
+
+    A segmentation model's loss is per pixel, on its logits upsampled to the labels' (input) size,
+    as training computes it.
+    """
+    from ..modeling.segmentation import upsample_logits
+
     model.train().requires_grad_(True)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(1)
-    target = torch.randint(0, model.num_classes, (x.shape[0],), generator=gen).to(device)
+    dense = getattr(model, "spec", None) is not None and model.spec.segmentation
+    target = torch.randint(0, model.num_classes, (x.shape[0], *(x.shape[2:] if dense else ())), generator=gen).to(device)
 
     def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = F.cross_entropy(model(x), target)
+            out = model(x)
+            loss = F.cross_entropy(upsample_logits(out, x.shape[2:]) if dense else out, target)
         loss.backward()
         optimizer.step()
         return loss.detach()
@@ -214,7 +222,8 @@ def run_speed_suite(
 
 
 def inference_agreement(fast: Callable[[torch.Tensor], torch.Tensor], plain: Callable[[torch.Tensor], torch.Tensor], n: int, img_size: int, device: str, chunk: int = 32) -> dict[str, float]:
-    """Top-1 agreement and max abs logit difference of ``fast`` vs ``plain`` on ``n`` random images.
+    """Top-1 agreement and max abs logit difference of ``fast`` vs ``plain`` on ``n`` random images
+    (per pixel for a segmentation model's logits).
 
     Also the reference's top-1 margins (its best logit minus its second): a prediction can only
     flip where the margin is within the precision's error, so the median margin and the largest
@@ -226,7 +235,7 @@ def inference_agreement(fast: Callable[[torch.Tensor], torch.Tensor], plain: Cal
         x = torch.randn(b, 3, *image_hw(img_size), generator=torch.Generator().manual_seed(1000 + start)).to(device)
         fast_out.append(fast(x).float().cpu())
         ref_out.append(plain(x).float().cpu())
-    a, ref = torch.cat(fast_out), torch.cat(ref_out)
+    a, ref = (_class_rows(torch.cat(out)) for out in (fast_out, ref_out))
     top2 = ref.topk(min(2, ref.shape[-1]), dim=-1).values
     margins = top2[:, 0] - top2[:, -1]
     flipped = a.argmax(-1) != ref.argmax(-1)
@@ -237,6 +246,11 @@ def inference_agreement(fast: Callable[[torch.Tensor], torch.Tensor], plain: Cal
         "median_top1_margin": margins.median().item(),
         "largest_flipped_margin": margins[flipped].max().item() if flipped.any() else 0.0,
     }
+
+
+def _class_rows(logits: torch.Tensor) -> torch.Tensor:
+    """(N, K) rows of class scores: a classifier's logits, or a segmentation model's per pixel."""
+    return logits.movedim(1, -1).reshape(-1, logits.shape[1]) if logits.ndim == 4 else logits
 
 
 def run_build_suite(
