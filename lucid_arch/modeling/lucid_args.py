@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from ..config.checks import ConfigError, Problem
 from ..config.geometry import default_patch_sizes
-from ..config.schema import OPTIONAL_PER_STAGE_FIELDS, PER_STAGE_FIELDS, ModelConfig
+from ..config.schema import OPTIONAL_PER_STAGE_FIELDS, PER_STAGE_FIELDS, SECTIONS, ModelConfig
 from .spec import ModelSpec
 
 LAYER_NORM_DEFAULT_EPS = 1e-5  # torch.nn.LayerNorm's eps when none is given (a test checks it)
@@ -177,6 +177,9 @@ def apply_arguments(cfg: dict[str, Any], arguments: Mapping[str, Any], source: s
     patch_size = arguments.pop("patch_size", None)
     if patch_size is not None and (isinstance(patch_size, bool) or not isinstance(patch_size, int)):
         problems.append(Problem("model.patch_size", f"model.patch_size = {patch_size!r}: expected an integer, the first stage's patch size."))
+    for name in SECTIONS:  # decode_head={"channels": 32} changes that field and keeps the variant's others
+        if isinstance(arguments.get(name), Mapping) and isinstance(cfg.get(name), Mapping):
+            arguments[name] = {**cfg[name], **arguments[name]}
     cfg.update(arguments)
     if num_stages is not None:
         problems += _stage_problems(cfg, num_stages)
