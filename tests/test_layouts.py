@@ -181,7 +181,11 @@ def test_nvlabs_mit_checkpoints_load_into_the_mit_yamls(name, with_head):
 
 
 def test_every_layout_has_a_fixture_here():
+    from lucid_arch.weights.head_layouts import HEAD_LAYOUTS
     from lucid_arch.weights.layouts import LAYOUTS
 
     tested = {"timm", "official_v1", "official_v2", "hf_pvt_v2", "hf_pvt", "hf_segformer", "mmdet_pvt", "mmdet_pvt_v2"}
     assert set(LAYOUTS) == tested
+    # necks and decode heads: tests/test_segmentation_weights.py (hf_segformer_semantic.pt, mmseg_fpn.pt)
+    heads = {"hf_segformer_head", "nvlabs_segformer_head", "all_mlp", "mmseg_fpn", "mmseg_segformer_head"}
+    assert set(HEAD_LAYOUTS) == heads

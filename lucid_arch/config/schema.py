@@ -305,7 +305,10 @@ class ModelConfig:
             (its model.safetensors, else its newest checkpoints/step_*/model.safetensors), or a
             Hugging Face model directory (config.json + model.safetensors or pytorch_model.bin).
             The layout is detected (see lucid_arch/weights/layouts.py): the official PVT v1/v2 and
-            SegFormer code's, timm's, Hugging Face's Pvt/PvtV2/Segformer, mmdetection's, or ours.
+            SegFormer code's, timm's, Hugging Face's Pvt/PvtV2/Segformer, mmdetection's, or ours;
+            a segmentation model also reads whole segmentation checkpoints (Hugging Face's and
+            NVlabs' SegFormer, mmsegmentation's Semantic FPN; see lucid_arch/weights/head_layouts.py)
+            or an encoder's alone (its neck and decode head then keep their initialisation).
             A head of another class count is re-initialised, v1 position embeddings are resampled
             to img_size, and a backbone drops what only a classifier uses; any other mismatch is
             an error. null: the official random initialisation."""

@@ -177,11 +177,9 @@ def apply_arguments(cfg: dict[str, Any], arguments: Mapping[str, Any], source: s
     patch_size = arguments.pop("patch_size", None)
     if patch_size is not None and (isinstance(patch_size, bool) or not isinstance(patch_size, int)):
         problems.append(Problem("model.patch_size", f"model.patch_size = {patch_size!r}: expected an integer, the first stage's patch size."))
-    for name in SECTIONS.keys() & arguments.keys():  # decode_head={"channels": 64}: merged, as a Hydra override is
-        section = arguments.pop(name)
-        if isinstance(section, Mapping) and isinstance(cfg.get(name), Mapping):
-            section = {**cfg[name], **section}
-        cfg[name] = section
+    for name in SECTIONS:  # decode_head={"channels": 32} changes that field and keeps the variant's others
+        if isinstance(arguments.get(name), Mapping) and isinstance(cfg.get(name), Mapping):
+            arguments[name] = {**cfg[name], **arguments[name]}
     cfg.update(arguments)
     if num_stages is not None:
         problems += _stage_problems(cfg, num_stages)

@@ -7,7 +7,11 @@
   position table, PVT v1's final LayerNorm, the head, and stages after the last one built;
 - v1 position tables of another grid are resized bilinearly (``align_corners=False``), the
   operation the official model applies on every forward at another input size, so a model
-  built at that size computes what the official one computes there.
+  built at that size computes what the official one computes there;
+- a segmentation model's decode-head classifier (``decode_head.conv_seg``) of another class
+  count keeps its initialisation, and an encoder-only checkpoint (ImageNet weights, the usual
+  start) leaves the whole neck and decode head as initialised, as mmsegmentation's
+  ``pretrained=`` does.
 """
 
 from __future__ import annotations
@@ -51,6 +55,27 @@ def head_reason(sd: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor],
     if theirs.shape[1:] == mine.shape[1:] and theirs.shape[0] != mine.shape[0]:
         return f"the checkpoint classifies {theirs.shape[0]} classes, the model {mine.shape[0]}"
     return ""
+
+
+CONV_SEG = "decode_head.conv_seg."
+
+
+def decode_head_reason(
+    head: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], has_neck: bool
+) -> tuple[str, tuple[str, ...]]:
+    """Why a segmentation model keeps (part of) its neck and decode head ('' when it does not),
+    and the key prefixes that keep their initialisation. ``head``: the checkpoint's neck and decode head, our names."""
+    if not head:
+        what = "neck and decode head keep their" if has_neck else "decode head keeps its"
+        return f"the checkpoint holds an encoder only: the model's {what} initialisation", ("neck.", "decode_head.")
+    theirs, mine = head.get(CONV_SEG + "weight"), own.get(CONV_SEG + "weight")
+    if theirs is not None and mine is not None and theirs.shape[1:] == mine.shape[1:] and theirs.shape[0] != mine.shape[0]:
+        return (
+            f"the checkpoint segments {theirs.shape[0]} classes, the model {mine.shape[0]}: "
+            "decode_head.conv_seg keeps its initialisation",
+            (CONV_SEG,),
+        )
+    return "", ()
 
 
 def backbone_drops(model: PyramidVisionTransformer, sd: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> list[str]:

@@ -2,9 +2,12 @@
 
 The tables live in :mod:`lucid_arch.weights.layouts`. Wrappers that trainers add
 (``{"model": ...}``, ``{"state_dict": ...}``, ``module.`` from DistributedDataParallel,
-``_orig_mod.`` from ``torch.compile``) are removed first. Renaming does not copy tensors,
-except where another codebase splits or packs the attention projections differently (see the
-layouts' conventions).
+``_orig_mod.`` from ``torch.compile``) are removed first. An encoder-decoder's checkpoint
+(mmsegmentation's or mmdetection's, or one of this project's segmentation models) holds the
+encoder under ``backbone.``: that part is converted and the rest (neck, heads) reported as not
+the encoder; :mod:`lucid_arch.weights.convert_segmentation` converts the rest too. Renaming
+does not copy tensors, except where another codebase splits or packs the attention projections
+differently (see the layouts' conventions).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ SOURCES = ("auto", *LAYOUTS)
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile (either order)
 _ONE_BASED = ("stage1", "block1")
 _MLP_WEIGHT = re.compile(r".*\.mlp\.fc[12]\.weight")
+ENCODER_PREFIX = "backbone."  # an encoder-decoder's encoder (mmseg's / mmdet's, and our SegmentationModel)
+NOT_ENCODER = ("neck.", "decode_head.", "auxiliary_head.")  # what sits beside the encoder when it is not under backbone.
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,22 @@ def unwrap_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return sd
 
 
+def split_encoder(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(the encoder's keys, the names of the others): an encoder-decoder's ``backbone.*`` with the
+    prefix removed, else every key but a neck's and decode heads' (Hugging Face's segmenter)."""
+    if any(k.startswith(ENCODER_PREFIX) for k in state_dict):
+        encoder = {k[len(ENCODER_PREFIX):]: v for k, v in state_dict.items() if k.startswith(ENCODER_PREFIX)}
+        return encoder, [k for k in state_dict if not k.startswith(ENCODER_PREFIX)]
+    others = [k for k in state_dict if k.startswith(NOT_ENCODER)]
+    return {k: v for k, v in state_dict.items() if not k.startswith(NOT_ENCODER)}, others
+
+
 def detect_layout(state_dict: Mapping[str, Any]) -> str:
-    """The name of the first layout whose signature key the state dict holds."""
+    """The name of the first layout whose signature key the state dict's encoder holds (see :func:`split_encoder`)."""
+    encoder, _ = split_encoder(state_dict)
     for layout in LAYOUTS.values():
         signature = re.compile(layout.signature)
-        if any(signature.fullmatch(k) for k in state_dict):
+        if any(signature.fullmatch(k) for k in encoder):
             return layout.name
     sample = ", ".join(sorted(state_dict)[:5])
     raise ValueError(
@@ -59,12 +75,12 @@ def detect_layout(state_dict: Mapping[str, Any]) -> str:
 
 
 def convert(state_dict: Mapping[str, Any], source: str = "auto") -> Conversion:
-    """Rename a PVT checkpoint's keys to this project's layout, reporting what is not the encoder."""
+    """Rename a PVT checkpoint's encoder keys to this project's layout, reporting what is not the encoder."""
     if source not in SOURCES:
         raise ValueError(f"convert_state_dict: source={source!r} is not one of {', '.join(SOURCES)}.")
-    sd = unwrap_state_dict(state_dict)
+    sd, outside = split_encoder(unwrap_state_dict(state_dict))
     layout = LAYOUTS[detect_layout(sd) if source == "auto" else source]
-    ignored = [k for k in sd if any(re.fullmatch(p, k) for p in layout.ignored)]
+    ignored = outside + [k for k in sd if any(re.fullmatch(p, k) for p in layout.ignored)]
     renamed: dict[str, Any] = {}
     closing: list[tuple[str, Any]] = []  # keys naming {last}: known once every stage is seen
     stages: set[int] = set()
@@ -84,7 +100,11 @@ def convert(state_dict: Mapping[str, Any], source: str = "auto") -> Conversion:
 
 
 def convert_state_dict(state_dict: Mapping[str, Any], source: str = "auto") -> dict[str, Any]:
-    """Rename a PVT checkpoint's keys to this project's layout; ``source`` is detected by default."""
+    """Rename a PVT checkpoint's encoder keys to this project's layout; ``source`` is detected by default.
+
+    A segmentation or detection checkpoint gives its encoder alone (see
+    :func:`lucid_arch.weights.convert_segmentation.convert_segmentation_state_dict` for the whole model).
+    """
     return convert(state_dict, source).state_dict
 
 

@@ -4,7 +4,10 @@ Some differences leave every tensor the same shape (the number of heads) and oth
 only as a list of mismatched keys; comparing the architecture the directory declares with the
 model's own gives one error that names both, field by field. The field names are a table per
 ``model_type`` (Hugging Face's name -> ours); heads and widths are compared over the stages the
-model builds, so a backbone that stops early still loads a full encoder's directory.
+model builds, so a backbone that stops early still loads a full encoder's directory. A field the
+model does not have is not compared: a Segformer's ``decoder_hidden_size`` only against a
+segmentation model's all-MLP head (``decode_head.channels``); its ``num_labels`` never (another
+class count re-initialises the classifier).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ HF_FIELDS: dict[str, dict[str, str]] = {
         "patch_sizes": "patch_sizes",
         "strides": "patch_strides",
         "num_channels": "in_channels",
+        "decoder_hidden_size": "decode_head.channels",
     },
 }
 
@@ -64,6 +68,9 @@ def model_values(spec: ModelSpec) -> dict[str, Any]:
         "patch_sizes": [s.patch.kernel for s in stages],
         "patch_strides": [s.patch.stride for s in stages],
         "in_channels": spec.in_channels,
+        "decode_head.channels": (
+            spec.decode_head.channels if spec.decode_head is not None and spec.decode_head.kind == "all_mlp" else None
+        ),
     }
 
 
@@ -87,6 +94,8 @@ def config_differences(config_file: Path, spec: ModelSpec) -> Optional[str]:
         if theirs_name not in config:
             continue
         theirs, mine = config[theirs_name], ours[our_name]
+        if mine is None:  # the model has no such part
+            continue
         if isinstance(mine, list):
             if isinstance(theirs, bool):  # one switch for every stage
                 theirs = [theirs] * n
@@ -103,11 +112,13 @@ def config_differences(config_file: Path, spec: ModelSpec) -> Optional[str]:
     return "; ".join(f"{t} {_text(tv)} there, {o} {_text(ov)} here" for t, tv, o, ov in differences)
 
 
-def matching_overrides(config_file: Path) -> str:
+def matching_overrides(config_file: Path, spec: ModelSpec) -> str:
     """The overrides that build what config.json describes, e.g. 'model.embed_dims=[...] model.depths=[...]'."""
     config = json.loads(config_file.read_text())
     table = HF_FIELDS[config["model_type"]]
-    wanted = ("embed_dims", "depths", "num_heads", "mlp_ratios", "sr_ratios", "linear")
+    wanted = ["embed_dims", "depths", "num_heads", "mlp_ratios", "sr_ratios", "linear"]
+    if model_values(spec)["decode_head.channels"] is not None:
+        wanted.append("decode_head.channels")
     pairs = [(ours, config[theirs]) for theirs, ours in table.items() if ours in wanted and theirs in config]
     return " ".join(f"'model.{ours}={_text(value)}'" for ours, value in pairs)
 

@@ -4,7 +4,9 @@ A :class:`Layout` is data: a ``signature`` (a key only that layout has, to detec
 ``rows`` (a regular expression on the whole key -> our key), the names of a block's
 sub-modules (``parts``), keys that belong to something other than the encoder (``ignored``)
 and what a load report should say about it (``notes``). :mod:`lucid_arch.weights.convert`
-applies a table; nothing here runs.
+applies a table; nothing here runs. The tables cover encoders: an encoder-decoder's encoder
+is found under ``backbone.`` first (convert.split_encoder), and its neck and decode head have
+tables of their own (:mod:`lucid_arch.weights.head_layouts`).
 
 Conventions of the rows:
 - named groups fill the template: ``stage`` and ``block`` count from 0, ``stage1`` and
@@ -35,6 +37,9 @@ class Layout:
     prefix: str = ""  # an outer prefix some of its checkpoints carry (stripped when present)
     ignored: tuple[str, ...] = ()  # keys that are not the encoder: dropped and reported
     notes: tuple[str, ...] = ()
+    # v1: the last position table starts with a class-token row even where the checkpoint has no
+    # cls_token (the official detection and segmentation backbones keep the row and drop the token)
+    class_token_row: bool = False
 
 
 # --- the official code (whai362/PVT; NVlabs/SegFormer's mix_transformer has the v2 names) ----------
@@ -77,6 +82,7 @@ OFFICIAL_V1 = Layout(
         (rf"norm\.{W}", "stages.{last}.norm.{param}"),
     ),
     parts=_OFFICIAL_PARTS,
+    class_token_row=True,
 )
 
 # --- timm's pvt_v2, and ours (the same names) -------------------------------------------------
@@ -172,7 +178,6 @@ HF_SEGFORMER = Layout(
         _HF_CLASSIFIER_ROW,
     ),
     parts={**_HF_ENCODER_BLOCK, "attention.self.sr": "attn.sr", "mlp.dwconv.dwconv": "mlp.dwconv"},
-    ignored=(r"decode_head\..+",),
     notes=(
         "Hugging Face's Segformer code sets LayerNorm eps 1e-5 on the block and stage norms, where the "
         "official SegFormer code uses 1e-6; the model keeps the official eps (model.norm_eps)",
@@ -197,7 +202,6 @@ _MM_EMBED_ROWS = (
     (rf"layers\.(?P<stage>\d+)\.0\.norm\.{W}", "stages.{stage}.downsample.norm.{param}"),
     (rf"layers\.(?P<stage>\d+)\.2\.{W}", "stages.{stage}.norm.{param}"),
 )
-_MM_OUTSIDE_BACKBONE = (r"(?!backbone\.|layers\.)[^.]+\..+",)  # neck, heads, data preprocessor, ...
 
 MMDET_PVT_V2 = Layout(
     name="mmdet_pvt_v2",
@@ -205,23 +209,20 @@ MMDET_PVT_V2 = Layout(
         "mmdetection's PyramidVisionTransformerV2 and mmsegmentation's MixVisionTransformer (SegFormer) "
         "backbones (backbone.layers.*), which share their module names"
     ),
-    signature=r"(?:backbone\.)?layers\.0\.0\.projection\.weight",
-    prefix="backbone.",
+    signature=r"layers\.0\.0\.projection\.weight",
     rows=_MM_EMBED_ROWS
     + (
         (rf"layers\.(?P<stage>\d+)\.1\.(?P<block>\d+)\.attn\.attn\.in_proj_{W}", "stages.{stage}.blocks.{block}.attn.qkv.{param}"),
         (rf"layers\.(?P<stage>\d+)\.1\.(?P<block>\d+)\.(?P<part>.+)\.{W}", "stages.{stage}.blocks.{block}.{part}.{param}"),
     ),
     parts={**_MM_PARTS, "ffn.layers.0": "mlp.fc1", "ffn.layers.1": "mlp.dwconv", "ffn.layers.4": "mlp.fc2"},
-    ignored=_MM_OUTSIDE_BACKBONE,
     notes=(_MM_NOTE,),
 )
 
 MMDET_PVT = Layout(
     name="mmdet_pvt",
     source="mmdetection's PyramidVisionTransformer (v1) backbones (backbone.layers.*)",
-    signature=r"(?:backbone\.)?layers\.0\.1\.0\.pos_embed",
-    prefix="backbone.",
+    signature=r"layers\.0\.1\.0\.pos_embed",
     rows=_MM_EMBED_ROWS
     + (
         (r"layers\.(?P<stage>\d+)\.1\.0\.pos_embed", "stages.{stage}.pos_embed"),
@@ -230,7 +231,6 @@ MMDET_PVT = Layout(
         (rf"layers\.(?P<stage>\d+)\.1\.(?P<block1>\d+)\.(?P<part>.+)\.{W}", "stages.{stage}.blocks.{block}.{part}.{param}"),
     ),
     parts={**_MM_PARTS, "ffn.layers.0": "mlp.fc1", "ffn.layers.3": "mlp.fc2"},
-    ignored=_MM_OUTSIDE_BACKBONE,
     notes=(_MM_NOTE,),
 )
 
