@@ -29,10 +29,9 @@ def text(name: str) -> str:
 def section(name: str, heading: str) -> str:
     """The text under ``heading`` (given with its #s), code blocks included, up to the next heading of its level or higher."""
     lines = text(name).splitlines(keepends=True)
-    level = len(heading.split(" ", 1)[0])
-    found = [(i, len(line.split(" ", 1)[0])) for i, line in _headings(lines)]
-    start = next(i for i, line in _headings(lines) if line.rstrip("\n") == heading)
-    end = next((i for i, lvl in found if i > start and lvl <= level), len(lines))
+    headings = [(i, line.split(" ", 1)[0], line.rstrip("\n")) for i, line in _headings(lines)]
+    start, level = next((i, hashes) for i, hashes, line in headings if line == heading)
+    end = next((i for i, hashes, _ in headings if i > start and len(hashes) <= len(level)), len(lines))
     return "".join(lines[start:end])
 
 

@@ -126,7 +126,7 @@ def test_every_relative_link_and_anchor_leads_somewhere():
                 broken.append(f"{page.name}: {target} (no such file)")
             elif anchor and (dest.suffix != ".md" or anchor not in anchors(dest)):
                 broken.append(f"{page.name}: {target} (no such heading in {dest.name})")
-    assert broken == []
+    assert not broken, "\n".join(broken)
 
 
 def test_every_docs_page_is_linked_from_the_readme_and_links_back():
@@ -213,17 +213,21 @@ def one_job_per_value(args: list[str]) -> list[list[str]]:
     return runs
 
 
-def check_printed_config(printed: str) -> None:
-    """What a job checks before its task runs, and the training settings' rules: ``--cfg job`` checks types only."""
+def printed_config_problem(printed: str) -> str | None:
+    """What a job would refuse in the config ``--cfg job`` printed (it checks types only): the model's and training's rules."""
     from omegaconf import OmegaConf
 
     from lucid_arch.config.checks import validate_model
     from lucid_arch.config.train_schema import check_train
 
     cfg = OmegaConf.create(printed)
-    validate_model(cfg)
-    if cfg.task.name == "train":
-        check_train(cfg.task)
+    try:
+        validate_model(cfg)
+        if cfg.task.name == "train":
+            check_train(cfg.task)
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 @pytest.fixture
@@ -257,14 +261,39 @@ def test_every_lucid_arch_command_composes_and_runs_nothing(docs_cwd, capsys, mo
     for where, args in found:
         for single in one_job_per_value(args):
             code, out, err = run_main([*single, "--cfg=job"], capsys)  # `--cfg job` would read as an override "job" in errors
-            try:
-                assert code == 0, f"exit {code}: {err.strip()}"
-                check_printed_config(out)
-            except (AssertionError, ConfigError) as error:
-                failed.append(f"{where}: lucid-arch {shlex.join(single)}: {error}")
-    assert failed == []
+            problem = f"exit {code}: {err.strip()}" if code else printed_config_problem(out)
+            if problem:
+                failed.append(f"{where}: lucid-arch {shlex.join(single)}: {problem}")
+    assert not failed, "\n".join(failed)
     assert ran == [], "--cfg job ran a task"
     assert sorted(p.name for p in cwd.iterdir()) == ["conf", "examples"], "a command left files behind"
+
+
+def console_examples() -> list[tuple[str, list[str], str]]:
+    """Each ``$ lucid-arch ...`` of the console blocks: (where, arguments, the output shown under it)."""
+    found = []
+    for block in blocks("console"):
+        for number, chunk in enumerate(re.split(r"^\$ ", block.code, flags=re.M)[1:]):
+            command, _, shown = chunk.partition("\n")
+            if command.startswith("lucid-arch "):
+                found.append((f"{block.where} #{number + 1}", shlex.split(command)[1:], shown))
+    return found
+
+
+def test_every_console_example_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+    """Shown in full, or up to a closing "...": a summary on stdout, a mistake's paragraph on stderr."""
+    from conftest import run_main
+
+    monkeypatch.chdir(tmp_path)
+    examples = console_examples()
+    assert len(examples) >= 3
+    for where, args, shown in examples:
+        code, out, err = run_main([*args, "format=text"], capsys)
+        printed = out if code == 0 else err
+        if shown.rstrip().endswith("..."):
+            assert printed.startswith(shown.rstrip()[:-3]), where
+        else:
+            assert printed == shown, where
 
 
 @pytest.fixture
