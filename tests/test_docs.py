@@ -111,6 +111,19 @@ def test_the_layout_table_lists_every_layout():
     assert sorted(name for row in table for name in row if name) == sorted(LAYOUTS)
 
 
+def test_the_readmes_checked_example_is_the_error_it_shows():
+    from lucid_arch.config.checks import validate_model
+
+    (shown,) = [b.code for b in split(ROOT / "README.md")[0] if b.code.startswith("Invalid model config")]
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(lucid_arch.load_config("pvt_v2_b2").model)
+    bad = {**cfg, "depths": [3, "a", 6, 3], "num_heads": [1, 2, 6, 8]}
+    with pytest.raises(ConfigError) as error:
+        validate_model(bad, source="pvt_v2_b2")
+    assert str(error.value) + "\n" == shown
+
+
 # --------------------------------------------------------------------------- links and anchors
 
 
@@ -319,6 +332,16 @@ def test_every_lucid_arch_diff_command_runs(docs_repo, capsys):
         out, err = capsys.readouterr()
         assert code in (0, 1) and err == "", f"{where}: lucid-arch-diff {shlex.join(args)}: exit {code}: {err}"
     assert "pvt_v2_b2" in (docs_repo / "comment.md").read_text()  # --review ... --output comment.md
+
+
+def test_the_diff_example_prints_what_it_shows(capsys):
+    from lucid_arch.diff.cli import main
+
+    page = text("diff.md")
+    args = shlex.split(re.search(r"^lucid-arch-diff (pvt_v2_b2 pvt_v2_b2 --new .*?)\s+#", page, re.M).group(1))
+    shown = re.search(r"The second command prints:\n\n```\n(.*?)```", page, re.S).group(1)
+    assert main(args) == 1
+    assert capsys.readouterr().out == shown
 
 
 # --------------------------------------------------------------------------- Python blocks
