@@ -74,7 +74,7 @@ def test_summary_through_the_console_script(tmp_path):
     assert record["overrides"] == ["model=pvt_v2_b2", "model.depths=[3,4,18,3]"]
 
 
-@pytest.mark.parametrize("name", ["pvt_tiny", "pvt_huge", "pvt_v2_b0", "pvt_v2_b2_li"])  # every variant: test_variants, test_readme
+@pytest.mark.parametrize("name", ["pvt_tiny", "pvt_huge", "pvt_v2_b0", "pvt_v2_b2_li"])  # every variant: test_variants, test_docs
 def test_json_summary_of_a_variant(name, capsys):
     code, out, err = run_main([f"model={name}", "format=json"], capsys)
     assert code == 0, err
@@ -88,7 +88,7 @@ def test_json_summary_of_a_variant(name, capsys):
 
 
 def test_summary_at_height_and_width(capsys, monkeypatch, tmp_path):
-    """The README's command: pvt_v2_b0's stage maps and GFLOPs at 512x1024."""
+    """docs/backbones.md's command: pvt_v2_b0's stage maps and GFLOPs at 512x1024."""
     monkeypatch.chdir(tmp_path)
     code, out, err = run_main(["model=pvt_v2_b0", "model.img_size=[512,1024]", "format=text"], capsys)
     assert code == 0, err

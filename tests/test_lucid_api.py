@@ -171,12 +171,12 @@ def test_repr_of_a_yaml_of_ones_own_is_cheap_and_needs_no_weights():
     assert text.startswith("tiny3(img_size=") and "num_stages=3)" in text and "drop_rate=0.1" in text
 
 
-def test_readme_shows_the_repr_as_printed():
+def test_the_python_api_page_shows_the_repr_as_printed():
     from pathlib import Path
 
     from lucid_arch.modeling.lucid_args import lucid_call
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    page = (Path(__file__).parents[1] / "docs" / "python-api.md").read_text()
     with torch.device("meta"):
         header = lucid_call(models.pvt_v2_b1().spec)
-    assert "\n".join("  " + line for line in header.splitlines()) + "\n  PyramidVisionTransformer(\n" in readme
+    assert "\n".join("  " + line for line in header.splitlines()) + "\n  PyramidVisionTransformer(\n" in page

@@ -37,7 +37,7 @@ class Page:
     signature: tuple  # (name, type, default) of the explicit parameters, in order
     kwargs: tuple = ()  # (name, type, default) documented under **kwargs
     params: typing.Optional[int] = None
-    switches: dict = field(default_factory=dict)  # config switches that reproduce the count (README's table)
+    switches: dict = field(default_factory=dict)  # config switches that reproduce the count (docs/variants.md's table)
 
     @property
     def arguments(self) -> dict:
@@ -175,7 +175,7 @@ def test_class_binds_positional_arguments_in_lucids_order():
 
 @pytest.mark.parametrize("page", [p for p in PAGES.values() if p.params], ids=[n for n, p in PAGES.items() if p.params])
 def test_documented_parameter_count(page):
-    if page.entry in LUCID_PARAMS:  # the README's table of lucid's figures says the same
+    if page.entry in LUCID_PARAMS:  # docs/variants.md's table of lucid's figures says the same
         assert (page.switches, page.params) == LUCID_PARAMS[page.entry]
     assert num_params(build(page, **page.switches)) == page.params
 

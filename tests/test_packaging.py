@@ -205,6 +205,14 @@ def test_ci_runs_the_readme_command():
     assert proc.stdout.strip() == found[0]
 
 
+def test_the_sdist_ships_what_the_tests_read():
+    """The suite runs from an unpacked sdist too: test_docs reads the README and docs/, others conf/ and examples/."""
+    import tomllib
+
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
+    assert {"README.md", "docs", "conf", "examples", "tests"} <= set(include)
+
+
 def test_installed_wheel_runs_the_app(installed, tmp_path):
     """The app finds conf/task, conf/hydra and conf/experiment inside the wheel too."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}

@@ -1,4 +1,4 @@
-"""Sweeps on a real SLURM cluster: the README's commands, one model on two nodes, jobs that die or requeue.
+"""Sweeps on a real SLURM cluster: the commands of docs/sweeps.md, one model on two nodes, jobs that die or requeue.
 
 They need a SLURM cluster with two nodes (``.ci/slurm-cluster.sh up`` starts one on this
 machine; CI does). Without one they skip, saying why; with LUCID_ARCH_REQUIRE_SLURM=1 (set by
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from doc_pages import section
 
 SCRIPT = Path(sys.executable).parent / "lucid-arch"
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
 
 TINY = ["model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]", "model.mlp_ratios=[2,2,2,2]",
         "model.sr_ratios=[4,2,1,1]", "task.data.image_size=32", "task.data.num_train=128", "task.data.num_val=32",
@@ -76,28 +76,27 @@ def only(paths: list[Path]) -> Path:
     return paths[0]
 
 
-# --------------------------------------------------------------------- the README's commands
+# --------------------------------------------------------------------- the docs' commands
 
 
-def readme_commands() -> tuple[str, list[list[str]]]:
-    """The "On a SLURM cluster" section's shell block: its preset-copying line, and each lucid-arch command's arguments."""
-    section = README.split("### On a SLURM cluster", 1)[1]
-    block = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+def documented_commands() -> tuple[str, list[list[str]]]:
+    """docs/sweeps.md's "On a SLURM cluster" shell block: its preset-copying line, and each lucid-arch command's arguments."""
+    block = section("sweeps.md", "## On a SLURM cluster").split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     lines = [line for line in block.splitlines() if line.strip()]
     copy = next(line for line in lines if line.startswith("mkdir -p ~/.lucid"))
     return copy, [shlex.split(line, comments=True)[1:] for line in lines if line.startswith("lucid-arch ")]
 
 
 def adapt(args: list[str], extra: list[str]) -> list[str]:
-    """A README command for the local cluster: its values, overridden key by key by ``extra``."""
+    """A documented command for the local cluster: its values, overridden key by key by ``extra``."""
     keyed = {a.split("=", 1)[0]: a for a in args if "=" in a}
     keyed.update({a.split("=", 1)[0]: a for a in extra})
     return [a for a in args if "=" not in a] + list(keyed.values())
 
 
-def test_the_readmes_slurm_commands_on_the_local_cluster(tmp_path, slurm_partition, slurm_job_name):
+def test_the_documented_slurm_commands_on_the_local_cluster(tmp_path, slurm_partition, slurm_job_name):
     """Summary, benchmark and training sweeps, and one model trained over 2 nodes against the same in 1 process."""
-    copy, commands = readme_commands()
+    copy, commands = documented_commands()
     assert len(commands) == 4 and all(c[:2] == ["-m", "hydra/launcher=slurm"] for c in commands)
     (tmp_path / "scratch").mkdir()
     env = environ(HOME=str(tmp_path), TMPDIR=str(tmp_path / "scratch"))
@@ -110,10 +109,10 @@ def test_the_readmes_slurm_commands_on_the_local_cluster(tmp_path, slurm_partiti
     summary, bench, train, ddp = commands
     SAME = ["model=pvt_v2_b0", "task.data.augment=false", "task.batch_size=32", "task.checkpoint_every=0"]  # no drop-path either
     runs = {
-        # The user's copy, through hydra.searchpath, as the README says.
+        # The user's copy, through hydra.searchpath, as the docs say.
         "summary": adapt(summary, [*local, f"hydra.searchpath=[file://{tmp_path}/.lucid]", "hydra/launcher=mycluster",
                                    "hydra.sweep.dir=summary"]),
-        # One model each (the README sweeps two), to spare the test machine's two cores.
+        # One model each (the docs sweep two), to spare the test machine's two cores.
         "bench": adapt(bench, [*local, *TINY_BENCH, "model=pvt_v2_b0", "hydra.sweep.dir=bench"]),
         # The training sweep's job is the 2-node run's reference: one process, the same global batch.
         "train": adapt(train, [*local, *TINY, *SAME, "hydra.sweep.dir=train"]),

@@ -5,9 +5,10 @@ Hydra's ConfigStore as ``model/_schema``), so an unknown key or a wrongly typed 
 at composition time. Cross-field rules (list lengths, divisibility, ranges) live in
 :mod:`lucid_arch.config.checks`.
 
-Each field's ``help`` metadata documents it; the CLI and the README read it from here, so the
-documentation cannot drift from the schema. This module imports neither torch nor Hydra
-(:mod:`lucid_arch.config.store` registers it), which keeps ``--help`` and tab completion fast.
+Each field's ``help`` metadata documents it; the CLI reads it from here, and a test keeps
+docs/variants.md listing every field, so the documentation cannot drift from the schema. This
+module imports neither torch nor Hydra (:mod:`lucid_arch.config.store` registers it), which
+keeps ``--help`` and tab completion fast.
 """
 
 from __future__ import annotations

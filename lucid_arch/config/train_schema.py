@@ -167,7 +167,7 @@ class TrainConfig:
 
 
 def field_help(cls: type = TrainConfig, prefix: str = "") -> dict[str, str]:
-    """Dotted key -> documentation, nested sections included (for the README and errors)."""
+    """Dotted key -> documentation, nested sections included (for docs/training.md's test and errors)."""
     out: dict[str, str] = {}
     for f in fields(cls):
         if f.metadata.get("help"):

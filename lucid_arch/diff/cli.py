@@ -30,7 +30,7 @@ overrides (model fields only, Hydra syntax, quote brackets):
 
 exit status: 0 no architectural change, 1 changes, 2 anything else (an invalid side, unreadable input,
 an internal error). Every config is treated as hostile: nothing in it is executed, interpolated or
-followed outside its directory (see README, "Security").
+followed outside its directory (see docs/security.md).
 """
 
 
