@@ -20,11 +20,12 @@ import lucid_arch
 from lucid_arch.config import ConfigError, ModelConfig
 
 VARIANTS = text("variants.md")
-ROW = re.compile(r"^\| ((?:pvt|mit)_\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*([\d.]+) \|$", re.M)
+DENSE = text("dense-prediction.md")
+ROW = re.compile(r"^\| ((?:pvt|mit|segformer|fpn)_\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*([\d.]+) \|$", re.M)
 
 
-def test_variant_table_lists_every_model_with_its_analysed_figures():
-    rows = {name: (int(params.replace(",", "")), float(gflops)) for name, params, gflops in ROW.findall(VARIANTS)}
+def test_variant_tables_list_every_model_with_its_analysed_figures():
+    rows = {name: (int(params.replace(",", "")), float(gflops)) for name, params, gflops in ROW.findall(VARIANTS + DENSE)}
     assert sorted(rows) == lucid_arch.list_models()
     for name, (params, gflops) in rows.items():
         report = lucid_arch.analyze(lucid_arch.load_config(name))
@@ -36,6 +37,14 @@ def test_every_schema_field_is_documented():
     fields_table = section("variants.md", "## Schema fields")
     undocumented = [f.name for f in fields(ModelConfig) if f"`{f.name}`" not in fields_table]
     assert undocumented == []
+
+
+def test_every_section_field_is_documented():
+    from lucid_arch.config.schema import SECTIONS
+
+    table = section("dense-prediction.md", "## The sections")
+    keys = [f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in fields(cls)]
+    assert [key for key in keys if f"`{key}`" not in table] == []
 
 
 def test_every_training_setting_is_documented():

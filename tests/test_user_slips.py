@@ -114,3 +114,12 @@ def test_training_honours_threads_and_writes_files_colleagues_can_read(capsys, t
         assert path.stat().st_mode & 0o777 == 0o644, path  # not safetensors' own 0600
     code, _, err = run_main(["task=train", "task.threads=0", "format=json"], capsys)
     assert code == 2 and "task.threads = 0: must be at least 1" in err
+
+
+def test_a_slip_after_cfg_job_names_the_override_not_the_flags_value(capsys, tmp_path, monkeypatch):
+    """`--cfg job` takes a value: 'job' is not an override, and the bad one is named."""
+    from conftest import run_main
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(["--cfg", "job", "model=pvt_v2_b0", "model.dpeths=[1,2]"], capsys)
+    assert code == 2 and "model.dpeths: unknown key" in err and "did you mean depths" in err and "job:" not in err

@@ -44,7 +44,8 @@ def _app(cfg: DictConfig) -> None:
     jobs.run_job(cfg)  # torch-free until the task runs
 
 
-_FLAGS_WITH_VALUES = ("-sc", "--shell-completion", "--experimental-rerun", "-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name")
+_FLAGS_WITH_VALUES = ("-sc", "--shell-completion", "--experimental-rerun", "-cd", "--config-dir", "-cp", "--config-path", "-cn",
+                      "--config-name", "-c", "--cfg", "-p", "--package")
 
 
 def _overrides(argv: Sequence[str]) -> list[str]:
