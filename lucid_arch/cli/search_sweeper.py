@@ -41,7 +41,7 @@ from ..search.trial import ENV, env_value
 from . import sweep_ledger
 from .jobs import EXIT_USAGE, SUMMARY_FILE, JobFailed
 
-MISSING_EXTRA = "hydra/sweeper=optuna needs Optuna, which is not installed: pip install 'lucid-arch[search]'"
+MISSING_EXTRA = "hydra/sweeper=optuna needs Optuna, which is not installed: pip install 'lucid-arch[search]'."
 
 
 def _say(text: str) -> None:

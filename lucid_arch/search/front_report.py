@@ -17,6 +17,7 @@ from .objectives import MAXIMIZE, Objectives
 from .pareto import dominates, front
 
 FRONT, DOMINATED = "front", "dominated"
+ACCURACIES = ("val_acc", "best_val_acc")  # compared in percentage points, not relative change
 
 
 def objectives_of_ledger(search: dict[str, Any]) -> Objectives:
@@ -75,7 +76,7 @@ def write_csv(rows: list[dict[str, Any]], objectives: Objectives, path: Path) ->
                           " ".join(map(str, r["dominated_by"])), r["overrides"], r["dir"]])
 
 
-def trade_offs(rows: list[dict[str, Any]], objectives: Objectives) -> list[str]:
+def trade_offs(rows: list[dict[str, Any]], objectives: Objectives, common: tuple[str, ...] = ()) -> list[str]:
     """The summary lines: the best trial per objective, and how the front compares with the baseline."""
     done = [r for r in rows if r["place"] in (FRONT, DOMINATED)]
     if not done:
@@ -97,8 +98,13 @@ def trade_offs(rows: list[dict[str, Any]], objectives: Objectives) -> list[str]:
                         f"objective; the baseline {where}."]
     lines.append(f"{len(better)} trial(s) of the front beat the baseline (trial {base['trial']}: {_vector(base, objectives)}) "
                  f"on every objective:")
-    lines += [f"- trial {r['trial']}: {_versus(r, base, objectives)} (`{r['overrides']}`)" for r in better]
+    lines += [f"- trial {r['trial']}: {_versus(r, base, objectives)} (`{_own(r, common)}`)" for r in better]
     return lines
+
+
+def _own(row: dict[str, Any], common: tuple[str, ...]) -> str:
+    """A row's overrides without those every trial has."""
+    return " ".join(o for o in row["overrides"].split() if o not in common)
 
 
 def _vector(row: dict[str, Any], objectives: Objectives) -> str:
@@ -109,7 +115,10 @@ def _versus(row: dict[str, Any], base: dict[str, Any], objectives: Objectives) -
     parts = []
     for n in objectives.names:
         a, b = row["metrics"][n], base["metrics"][n]
-        change = f"{(a - b) / abs(b):+.0%}" if b else f"{a - b:+.4g}"
+        if n in ACCURACIES:
+            change = f"{100 * (a - b):+.1f} points"
+        else:
+            change = f"{(a - b) / abs(b):+.0%}" if b else f"{a - b:+.4g}"
         parts.append(f"{n} {_fmt(a)} ({change})")
     return ", ".join(parts)
 
@@ -128,7 +137,7 @@ def write_markdown(rows: list[dict[str, Any]], objectives: Objectives, path: Pat
         title=title,
         columns=["trial", "job", "overrides", *objectives.names, *extra],
         rows=[[str(r["trial"]) + (" (baseline)" if r.get("baseline") else ""), str(r["job"]),
-               f"`{' '.join(o for o in r['overrides'].split() if o not in common)}`",
+               f"`{_own(r, tuple(common))}`",
                *(_fmt(r["metrics"][n]) for n in objectives.names), *(_fmt(r["metrics"].get(m)) for m in extra)] for r in shown],
         right=frozenset(range(3, 3 + len(objectives.names) + len(extra))),
         notes=[("objectives", objectives.describe()), *([("every trial", f"`{' '.join(common)}`")] if common else [])],
@@ -137,7 +146,7 @@ def write_markdown(rows: list[dict[str, Any]], objectives: Objectives, path: Pat
     tally = (f"{n[FRONT] + n[DOMINATED] + n['pruned'] + n['failed'] + n['missing']} trials ran or were launched: {n[FRONT]} on the "
              f"front, {n[DOMINATED]} dominated, {n['pruned']} pruned, {n['failed']} failed" + (f", {n['missing']} missing" if n["missing"] else "")
              + f"; {n['rejected']} candidates rejected before running (sweep.md says why).")
-    text = to_markdown(table) + "\n\n" + tally + "\n\n#### Best trade-offs\n\n" + "\n".join(trade_offs(rows, objectives)) + "\n"
+    text = to_markdown(table) + "\n\n" + tally + "\n\n#### Best trade-offs\n\n" + "\n".join(trade_offs(rows, objectives, tuple(common))) + "\n"
     path.write_text(text)
 
 

@@ -3,7 +3,8 @@
 ``hydra.sweeper.params`` (and sweep overrides on the command line, which take precedence, as in
 Hydra's Optuna plugin) map a key to ``choice(...)`` / ``a,b,c`` / ``glob(...)`` (a categorical),
 ``range(start, stop[, step])`` (integers or floats on a grid), ``interval(low, high)`` (a
-continuum; integers when both ends are) or ``tag(log, interval(...))`` (sampled on a log scale).
+continuum), ``tag(int, interval(...))`` (the integers in it) or ``tag(log, interval(...))``
+(sampled on a log scale; ``tag(int, log, interval(...))`` both).
 A plain value is fixed for every trial. Choices are kept as the override text of each value, so
 a list is a choice like any other (``model.depths: choice([2,2,2,2],[3,4,6,3])``) and the study
 stores what the job was given, verbatim.
@@ -127,10 +128,12 @@ def dim_of(override: Any, options: Callable[[str], list[str]]) -> Optional[Dim]:
             raise _problem(key, f"{line}: an interval needs two numbers, the lower first.")
         if log and low <= 0:
             raise _problem(key, f"{line}: a log-scale interval needs a positive lower end.")
-        if isinstance(low, int) and isinstance(high, int):
-            return Dim(key, INT, low=low, high=high, log=log)
+        if "int" in sweep.tags:  # Hydra reads interval's ends as floats: integers are asked for by tag
+            if not (float(low).is_integer() and float(high).is_integer()):
+                raise _problem(key, f"{line}: tag(int, ...) needs whole-number ends.")
+            return Dim(key, INT, low=int(low), high=int(high), log=log)
         return Dim(key, FLOAT, low=float(low), high=float(high), log=log)
-    raise _problem(key, f"{line}: not a search dimension; use choice(...), range(...), interval(...) or tag(log, interval(...)).")
+    raise _problem(key, f"{line}: not a search dimension; use choice(...), range(...), interval(...) or tag(log|int, interval(...)).")
 
 
 def parse_space(params: Optional[Mapping[str, Any]], arguments: Sequence[str], parser: Any,
