@@ -284,3 +284,53 @@ def test_a_killed_search_continues_where_it_stopped(tmp_path):
                                                                   zip(range(4), trials, ["ok", "failed", "ok", "ok"])]
     assert "the search was stopped while this trial ran" in rows[1]["error"]
     assert json.loads((tmp_path / "k" / LEDGER).read_text())["runs"] == 2
+
+
+def test_a_search_on_slurm_runs_its_batch_as_cluster_jobs(tmp_path, slurm_partition, slurm_job_name):
+    """Two trials of one batch as two SLURM jobs; the study and the report as on one machine."""
+    local = [f"hydra.launcher.partition={slurm_partition}", "hydra.launcher.gpus_per_node=null", "hydra.launcher.mem_gb=null",
+             "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10", f"hydra.launcher.name={slurm_job_name}"]
+    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(SCRIPT), *SEARCH, "hydra/launcher=submitit_slurm", *local, "model.depths=choice([1,1,1,1],[2,2,2,2])",
+                           "search.objectives=[params,gflops]", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+                           "hydra.sweep.dir=slurm"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in sorted((tmp_path / "slurm").glob("*/summary.json"))]
+    assert len(summaries) == 2 and all(s.get("slurm_job") for s in summaries)
+    assert sorted(s["metrics"]["params"] for s in summaries) == [2_205_128, 3_666_760]
+    assert [t.state.name for t in study_of(tmp_path / "slurm").trials if t.user_attrs["lucid_outcome"] != "repeat"] == ["COMPLETE"] * 2
+    places = {r["overrides"].split()[-1]: r["place"] for r in table(tmp_path / "slurm" / "sweep.csv")}
+    assert places == {"model.depths=[1,1,1,1]": "front", "model.depths=[2,2,2,2]": "dominated"}  # fewer of both wins
+
+
+def test_the_search_example_is_what_its_experiment_left():
+    """examples/search_shapes: the committed run matches its experiment, its front is recomputed
+    from its jobs' own summaries, and its README states the trials, the front and the verdict."""
+    import yaml
+
+    from lucid_arch.cli.sweep_report import collect
+
+    example = ROOT / "examples/search_shapes"
+    run = example / "run"
+    experiment = yaml.safe_load((ROOT / "conf/experiment/search_shapes.yaml").read_text())
+    ledger = json.loads((run / LEDGER).read_text())
+    space = {k: v.replace("],[", "], [") for k, v in experiment["hydra"]["sweeper"]["params"].items()}  # as describe() spaces it
+    assert ledger["search"]["identity"]["space"] == space
+    rows = collect(run)
+    assert sum(r["status"] in ("ok", "pruned", "failed") for r in rows) == experiment["hydra"]["sweeper"]["n_trials"]
+    objectives = front_report.objectives_of_ledger(ledger["search"])
+    front_report.place(rows, objectives)
+    committed = {int(r["trial"]) for r in table(run / "pareto.csv") if r["front"] == "yes"}
+    assert committed == {r["trial"] for r in rows if r["place"] == "front"} and committed
+    base = next(r for r in rows if r.get("baseline"))
+    assert base["trial"] == 0 and base["metrics"]["params"] == 3_412_330  # pvt_v2_b0 at 64 px, 10 classes
+    text = (example / "README.md").read_text()
+    assert f"{experiment['hydra']['sweeper']['n_trials']} trials" in text
+    for r in rows:
+        if r["place"] == "front":
+            assert f"{r['metrics']['val_acc']:.1%}" in text and f"{r['metrics']['gflops']:.4f}" in text, r["trial"]
+    verdict = front_report.trade_offs(rows, objectives)[2]  # after the best of each objective: the baseline's line
+    assert verdict in (run / "pareto.md").read_text()
+    beaten = verdict.split(" trial(s) of the front beat the baseline")[0]
+    assert (f"**{beaten} of the front beat pvt_v2_b0**" if beaten.isdigit() else "**No model of the front beats pvt_v2_b0**") in text
+    assert (run / "sweep.png").read_bytes()[:4] == b"\x89PNG"

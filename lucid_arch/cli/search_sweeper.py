@@ -129,18 +129,18 @@ class OptunaSweeper(Sweeper):
              f"{studies.counted(study.trials)} of {self.n_trials} trials already ran; study {self.study_name!r} in {storage_url}")
         seen = {tuple(t.user_attrs[studies.OVERRIDES]): t for t in study.trials
                 if studies.OVERRIDES in t.user_attrs and t.state.is_finished() and studies.outcome(t) not in ("interrupted", "repeat")}
-        returns, idle = [], 0
+        returns, idle, explore = [], 0, False
         while studies.counted(study.get_trials(deepcopy=False)) < self.n_trials:
             want = min(self.n_jobs, self.n_trials - studies.counted(study.get_trials(deepcopy=False)))
             batch: list[tuple[Any, list[str], Verdict]] = []
             while len(batch) < want and idle < self.max_rejected:
-                trial = study.ask(space.distributions())
+                trial = self._ask(study, space, explore)
                 overrides = space.overrides(trial.params)
                 key = key_of(overrides)
                 trial.set_user_attr(studies.OVERRIDES, list(key))
                 if key in seen:
                     self._answer_repeat(study, trial, seen[key])
-                    idle += 1
+                    idle, explore = idle + 1, True  # a sampler that returns to a candidate it has: ask a random one next
                     continue
                 verdict = judge(lambda o: loader.load_sweep_config(self.config, list(o)), overrides, settings, self._explain)
                 if verdict.reason:
@@ -148,7 +148,7 @@ class OptunaSweeper(Sweeper):
                     seen[key] = study.trials[trial.number]
                     idle += 1
                     continue
-                idle = 0
+                idle, explore = 0, False
                 seen[key] = trial
                 batch.append((trial, overrides, verdict))
             if not batch:
@@ -161,8 +161,8 @@ class OptunaSweeper(Sweeper):
         trials = study.get_trials(deepcopy=False)
         ran = {o: sum(studies.outcome(t) == o for t in trials) for o in (*studies.COUNTED, "rejected", "repeat", "interrupted")}
         _say(f"search: {studies.counted(trials)} trials ran ({ran['complete']} complete, {ran['pruned']} pruned, "
-             f"{ran['failed']} failed); {ran['rejected']} candidates rejected before running, {ran['repeat']} repeats answered "
-             f"from earlier trials" + (f", {ran['interrupted']} interrupted by a stop" if ran["interrupted"] else ""))
+             f"{ran['failed']} failed); {ran['rejected']} candidates rejected before running, {ran['repeat']} repeated "
+             f"proposals skipped" + (f", {ran['interrupted']} interrupted by a stop" if ran["interrupted"] else ""))
         return returns
 
     # --- steps ----------------------------------------------------------------------------------
@@ -209,19 +209,26 @@ class OptunaSweeper(Sweeper):
             raise ConfigError(problems)
         study.enqueue_trial(params, user_attrs={studies.BASELINE: True})
 
+    def _ask(self, study: Any, space: SearchSpace, explore: bool) -> Any:
+        """The sampler's next candidate; after a repeat, a random one (seeded by the trial count), so the search moves on."""
+        if not explore:
+            return study.ask(space.distributions())
+        import optuna
+
+        sampler = study.sampler
+        study.sampler = optuna.samplers.RandomSampler(seed=len(study.get_trials(deepcopy=False)))
+        try:
+            return study.ask(space.distributions())
+        finally:
+            study.sampler = sampler
+
     def _answer_repeat(self, study: Any, trial: Any, earlier: Any) -> None:
+        """A candidate already tried: not run again (its trial's result stands), told FAIL so that samplers skip it."""
         from optuna.trial import TrialState
 
         trial.set_user_attr(studies.OUTCOME, "repeat")
-        if not hasattr(earlier, "state"):  # a trial of the batch being formed: no result to answer with yet
-            trial.set_user_attr(studies.REASON, f"the same overrides as trial {earlier.number}, in the same batch")
-            study.tell(trial, state=TrialState.FAIL)
-            return
-        trial.set_user_attr(studies.REASON, f"the same overrides as trial {earlier.number}, answered with its result")
-        if earlier.state == TrialState.COMPLETE:
-            study.tell(trial, earlier.values)
-        else:
-            study.tell(trial, state=earlier.state if earlier.state == TrialState.PRUNED else TrialState.FAIL)
+        trial.set_user_attr(studies.REASON, f"the same overrides as trial {earlier.number}, not run again")
+        study.tell(trial, state=TrialState.FAIL)
 
     def _reject(self, study: Any, trial: Any, overrides: list[str], verdict: Verdict) -> None:
         from optuna.trial import TrialState

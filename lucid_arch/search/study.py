@@ -7,7 +7,8 @@ so every trial also carries ``lucid_outcome`` (a user attribute) and ``lucid_rea
 - ``pruned``: its training was stopped by the pruner (Optuna state PRUNED);
 - ``failed``: its job failed or died (FAIL);
 - ``rejected``: refused before anything was built: invalid (FAIL) or over budget (PRUNED);
-- ``repeat``: the same overrides as an earlier trial, answered with that trial's result;
+- ``repeat``: the same overrides as an earlier trial: not run again, told FAIL (samplers skip it),
+  and the next candidate is drawn at random so that a sampler settled on known candidates moves on;
 - ``interrupted``: running when the search was stopped; a resume marks it FAIL.
 
 Only trials that ran (complete, pruned, failed) count toward ``n_trials``.
