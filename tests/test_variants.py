@@ -101,15 +101,28 @@ def test_variant_files_state_only_their_differences():
         assert defaults[-1] == "_self_" and len(defaults) == 2, name
 
 
+HYDRA_TARGETS = {  # conf/hydra/...: the classes Hydra instantiates, and nothing else
+    "default.yaml": ["${lucid_sweeper_class:}", "lucid_arch.cli.sweep_report.SweepReport"],
+    "sweeper/optuna.yaml": ["hydra_plugins.lucid_arch_sweeps.OptunaSweeper"],
+    "sweeper/sampler/tpe.yaml": ["optuna.samplers.TPESampler"],
+    "sweeper/sampler/nsgaii.yaml": ["optuna.samplers.NSGAIISampler"],
+    "sweeper/sampler/random.yaml": ["optuna.samplers.RandomSampler"],
+    "sweeper/pruner/median.yaml": ["optuna.pruners.MedianPruner"],
+    "sweeper/pruner/successive_halving.yaml": ["optuna.pruners.SuccessiveHalvingPruner"],
+}
+
+
 def test_no_target_in_model_task_or_experiment_configs():
     """Configs are data. The one exception is Hydra's own plugin wiring in conf/hydra/: the
-    sweeper and the sweep-report callback, which Hydra can only instantiate from a ``_target_``."""
+    sweepers (and the search's Optuna sampler and pruner) and the sweep-report callback, which
+    Hydra can only instantiate from a ``_target_``."""
+    hydra_dir = config_dir() / "hydra"
     for path in config_dir().rglob("*.yaml"):
         text = path.read_text()
-        if path.parent.name == "hydra":
+        if hydra_dir in path.parents:
             targets = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.strip().startswith("_target_")]
             targets = [t.split("#")[0].strip() for t in targets]
-            assert targets == ["hydra_plugins.lucid_arch_sweeps.Sweeper", "lucid_arch.cli.sweep_report.SweepReport"], path
+            assert targets == HYDRA_TARGETS.get(path.relative_to(hydra_dir).as_posix(), []), path
         else:
             assert "_target_" not in text, path
 

@@ -33,7 +33,19 @@ def _group_options(group: str) -> str:
     return ", ".join(sorted(p.stem for p in (config_dir() / group).glob("*.yaml") if not p.stem.startswith("_")))
 
 
+# The sweeper class of each hydra/sweeper option (conf/hydra/default.yaml names it through sweeper_class).
+SWEEPERS = {"optuna": "hydra_plugins.lucid_arch_sweeps.OptunaSweeper"}
+GRID_SWEEPER = "hydra_plugins.lucid_arch_sweeps.Sweeper"
+
+
+def sweeper_class(*, _root_: DictConfig) -> str:
+    """The class of the chosen hydra/sweeper: the app's grid sweeper unless it is one of SWEEPERS."""
+    choice = OmegaConf.select(_root_, "hydra.runtime.choices", default={}) or {}
+    return SWEEPERS.get(str(choice.get("hydra/sweeper", "")), GRID_SWEEPER)
+
+
 OmegaConf.register_new_resolver("lucid_job_dir", job_dir_name, replace=True)
+OmegaConf.register_new_resolver("lucid_sweeper_class", sweeper_class, replace=True)
 OmegaConf.register_new_resolver("lucid_options", _group_options, replace=True)
 OmegaConf.register_new_resolver("lucid_new_dir", claim_new_dir, replace=True, use_cache=True)  # once per sweep, like now
 register_configs()

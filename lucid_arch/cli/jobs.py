@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..training import launch_env
 from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
+from ..search import trial as search_trial
 
 TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark", "train": "lucid_arch.cli.train"}
 FORMATS = ("auto", "rich", "text", "json")
@@ -140,7 +141,8 @@ def run_job(cfg: DictConfig) -> None:
         model_cfg = _validated_model(cfg, job)
         record["model"] = model_cfg.name
         result = importlib.import_module(TASKS[task]).run(cfg, model_cfg, job)
-        record.update(result, status="ok")
+        result = search_trial.with_measured_metrics(cfg, model_cfg, result)  # latency_ms, when a search asks for it
+        record.update(result, status=result.get("status", "ok"))  # a task may say "pruned" (a search stopped it)
     except Exception as error:
         message, status = explain(error)
         record.update(status="failed", error=job_error(error))

@@ -9,6 +9,11 @@ Sweeps never mix: :func:`claim_new_dir` gives each default sweep directory
 (``multirun/DATE/TIME``) to one sweep only, atomically (two sweeps started in the same second
 get ``TIME`` and ``TIME-2``); :func:`open_ledger` refuses a directory that already holds
 another sweep's jobs, and lets the same sweep, run again with the same jobs, continue in it.
+
+A search (``hydra/sweeper=optuna``) does not know its jobs in advance: :func:`open_search_ledger`
+keeps the search's definition instead (its space, fixed overrides and objectives: the same
+command continues it, another search or a grid sweep is refused) and :func:`add_jobs` records
+each batch of trials before it is launched, and each candidate refused before it ran.
 """
 
 from __future__ import annotations
@@ -63,23 +68,79 @@ def open_ledger(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> dict[str, Any
     sweep_dir.mkdir(parents=True, exist_ok=True)
     planned = [{"num": num, "overrides": list(overrides)} for num, overrides in enumerate(jobs)]
     old = read_ledger(sweep_dir)
+    if old is not None and old.get("search"):
+        _refuse(sweep_dir, f"holds the search of {old['search'].get('started', old.get('started', '?'))} "
+                           f"({len(old.get('jobs', []))} trials); a grid sweep")
     if old is not None and [j["overrides"] for j in old.get("jobs", [])] != [j["overrides"] for j in planned]:
         _refuse(sweep_dir, f"holds the {len(old.get('jobs', []))} jobs of another sweep (started {old.get('started', '?')} "
                            f"on {old.get('host', '?')})")
+    _refuse_earlier_jobs(sweep_dir, old)
+    ledger = _new_ledger(old, planned)
+    write_json(sweep_dir / LEDGER, ledger)
+    return ledger
+
+
+def open_search_ledger(sweep_dir: Path, search: dict[str, Any]) -> dict[str, Any]:
+    """Record a search (``search["identity"]``: what makes two runs the same search); keep its jobs when it continues."""
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    old = read_ledger(sweep_dir)
+    if old is not None:
+        was = old.get("search")
+        if not was:
+            _refuse(sweep_dir, f"holds the {len(old.get('jobs', []))} jobs of a grid sweep (started {old.get('started', '?')})")
+        elif was.get("identity") != search["identity"]:
+            _refuse(sweep_dir, f"holds another search (started {was.get('started', '?')}: objectives "
+                               f"{was['identity'].get('objectives')}, space {was['identity'].get('space')})")
+        elif old.get("host") == socket.gethostname() and old.get("pid") != os.getpid() and _alive(old.get("pid")):
+            _refuse(sweep_dir, f"is being searched right now by process {old.get('pid')}; two searches in one "
+                               f"directory would both write its ledger. Wait for it, or stop it first; this sweep")
+    _refuse_earlier_jobs(sweep_dir, old)
+    ledger = _new_ledger(old, (old or {}).get("jobs", []))
+    ledger["launcher_errors"] = (old or {}).get("launcher_errors", {})
+    ledger["search"] = {**search, "started": ((old or {}).get("search") or {}).get("started", ledger["started"])}
+    write_json(sweep_dir / LEDGER, ledger)
+    return ledger
+
+
+def add_jobs(sweep_dir: Path, ledger: dict[str, Any], jobs: list[dict[str, Any]]) -> None:
+    """Add a search's jobs (``num``, ``overrides``, and what the search knows of them) before they are launched."""
+    ledger["jobs"].extend(jobs)
+    write_json(Path(sweep_dir) / LEDGER, ledger)
+
+
+def next_num(ledger: dict[str, Any]) -> int:
+    return max((j["num"] for j in ledger["jobs"]), default=-1) + 1
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _refuse_earlier_jobs(sweep_dir: Path, old: Optional[dict[str, Any]]) -> None:
     earlier = job_dirs(sweep_dir) if old is None else []
     if earlier:
         _refuse(sweep_dir, f"holds {len(earlier)} jobs of an earlier sweep")
-    ledger = {
+
+
+def _new_ledger(old: Optional[dict[str, Any]], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "sweep": uuid.uuid4().hex,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "runs": (old or {}).get("runs", 0) + 1,  # the same sweep, run again in its directory (e.g. to resume)
-        "jobs": planned,
+        "jobs": jobs,
         "launcher_errors": {},
     }
-    write_json(sweep_dir / LEDGER, ledger)
-    return ledger
 
 
 def record_launcher_errors(sweep_dir: Path, ledger: dict[str, Any], errors: dict[int, str]) -> None:

@@ -6,6 +6,11 @@ It runs as a Hydra callback in the process that launched the sweep, whatever the
 which lists every job launched and what the launcher said of those that died. So every job is
 a row: ``ok``; ``failed`` with its error (a job that crashed, was killed, cancelled or ran out of
 memory or time, with the scheduler's word for it); or ``missing``, a job that never started.
+
+A search (``hydra/sweeper=optuna``) adds two kinds of row: ``rejected``, a candidate refused
+before anything was built (its reason in the error column, its analysed cost when it had one),
+and ``pruned``, a training its pruner stopped early; and the Pareto front (pareto.csv,
+pareto.md, lucid_arch.search.front_report), drawn in sweep.png (lucid_arch.report.pareto_plot).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .sweep_ledger import job_dirs, read_ledger
 from ..report.tables import Table, to_markdown
 
 FIXED_COLUMNS = ("job", "overrides", "model", "status")
+NOT_FAILED = ("ok", "pruned", "rejected")  # a pruned or rejected search candidate is the search working, not a failure
 _failed = 0  # failed jobs of the last sweep in this process; the app's exit status reads it
 
 
@@ -77,10 +83,20 @@ def _job_number(job_dir: Path) -> int | None:
 
 
 def _missing(job: dict[str, Any], launcher_said: str) -> dict[str, Any]:
-    """A launched job that left no directory: it never started."""
+    """A launched job that left no directory: it never started (or, in a search, a candidate rejected before it could)."""
     model = next((o.partition("=")[2] for o in job["overrides"] if o.partition("=")[0].lstrip("+~") == "model"), "")
+    if job.get("rejected"):
+        return {"job": job["num"], "overrides": " ".join(job["overrides"]), "model": model, "status": "rejected",
+                "metrics": dict(job.get("cost") or {}), "error": job["rejected"], "dir": "", "curve": []}
     return {"job": job["num"], "overrides": " ".join(job["overrides"]), "model": model, "status": "missing", "metrics": {},
             "error": launcher_said or "the job never started", "dir": "", "curve": []}
+
+
+def _with_trial(row: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """A search's row: its trial number, whether it is the baseline, and how a rejected candidate was refused."""
+    if "trial" in job:
+        row.update(trial=job["trial"], baseline=bool(job.get("baseline")), rejected_as=job.get("rejected_as", ""))
+    return row
 
 
 def _val_curve(path: Path) -> list[tuple[int, float]]:
@@ -112,8 +128,8 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     else:
         said = ledger.get("launcher_errors", {})
         by_num = {num: d for d in dirs if (num := _job_number(d)) is not None}
-        rows = [_read_job(by_num[j["num"]], sweep_dir, said.get(str(j["num"]), "")) if j["num"] in by_num
-                else _missing(j, said.get(str(j["num"]), "")) for j in ledger["jobs"]]
+        rows = [_with_trial(_read_job(by_num[j["num"]], sweep_dir, said.get(str(j["num"]), "")) if j["num"] in by_num
+                            else _missing(j, said.get(str(j["num"]), "")), j) for j in ledger["jobs"]]
     return sorted(rows, key=lambda r: (r["job"] if isinstance(r["job"], int) else 1 << 30, r["dir"]))
 
 
@@ -132,13 +148,19 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _search_columns(rows: list[dict[str, Any]]) -> list[str]:
+    return ["trial", "place"] if any("trial" in r for r in rows) else []
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     metrics = metric_names(rows)
+    search = _search_columns(rows)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([*FIXED_COLUMNS, *metrics, "error", "dir"])
+        writer.writerow([*FIXED_COLUMNS, *search, *metrics, "error", "dir"])
         for r in rows:
-            writer.writerow([*(r[c] for c in FIXED_COLUMNS), *(r["metrics"].get(m, "") for m in metrics), r["error"], r["dir"]])
+            writer.writerow([*(r[c] for c in FIXED_COLUMNS), *(r.get(c, "") for c in search), *(r["metrics"].get(m, "") for m in metrics),
+                             r["error"], r["dir"]])
 
 
 def common_overrides(rows: list[dict[str, Any]]) -> list[str]:
@@ -158,12 +180,14 @@ def _varying(row: dict[str, Any], common: list[str]) -> str:
 def write_markdown(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     metrics = metric_names(rows)
     common = common_overrides(rows)
+    search = _search_columns(rows)
     table = Table(
         title=title,
-        columns=[*FIXED_COLUMNS, *metrics, "error"],
+        columns=[*FIXED_COLUMNS, *search, *metrics, "error"],
         rows=[[str(r["job"]), f"`{_varying(r, common)}`" if _varying(r, common) else "", r["model"], r["status"],
+               *(str(r.get(c, "")) + (" (baseline)" if c == "trial" and r.get("baseline") else "") for c in search),
                *(_cell(r["metrics"].get(m)) for m in metrics), r["error"].replace("\n", " ")] for r in rows],
-        right=frozenset(range(len(FIXED_COLUMNS), len(FIXED_COLUMNS) + len(metrics))),
+        right=frozenset(range(len(FIXED_COLUMNS) + len(search), len(FIXED_COLUMNS) + len(search) + len(metrics))),
         notes=[("every job", f"`{' '.join(common)}`")] if common else [],
     )
     path.write_text(to_markdown(table) + "\n")
@@ -172,12 +196,26 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = collect(sweep_dir)
     missing = sum(r["status"] == "missing" for r in rows)
-    title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] == 'failed' for r in rows)} failed" + (f", {missing} missing" if missing else "")
+    search = (read_ledger(sweep_dir) or {}).get("search")
+    if search:
+        from ..search import front_report
+
+        objectives = front_report.write(rows, search, sweep_dir, common_overrides(rows))
+        n = front_report.counts(rows)
+        title = (f"Search {sweep_dir}: {len(rows)} candidates, {n['front']} on the Pareto front, {n['dominated']} dominated, "
+                 f"{n['pruned']} pruned, {n['rejected']} rejected, {n['failed']} failed" + (f", {missing} missing" if missing else ""))
+    else:
+        title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] == 'failed' for r in rows)} failed" + (f", {missing} missing" if missing else "")
     write_csv(rows, sweep_dir / "sweep.csv")
     write_markdown(rows, sweep_dir / "sweep.md", title)
-    from ..report.sweep_plot import write_plot  # only a sweep's end draws: --help and completion never import it
+    if search:
+        from ..report.pareto_plot import write_pareto_plot  # only a search's end draws it
 
-    write_plot(rows, sweep_dir / "sweep.png", f"Sweep {sweep_dir.name}")
+        write_pareto_plot(rows, objectives, sweep_dir / "sweep.png", f"Search {sweep_dir.name}")
+    else:
+        from ..report.sweep_plot import write_plot  # only a sweep's end draws: --help and completion never import it
+
+        write_plot(rows, sweep_dir / "sweep.png", f"Sweep {sweep_dir.name}")
     return rows
 
 
@@ -188,5 +226,6 @@ class SweepReport(Callback):
         global _failed
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = write_report(sweep_dir)
-        _failed = sum(r["status"] != "ok" for r in rows)
-        print(f"lucid-arch: sweep of {len(rows)} jobs ({_failed} failed or missing): {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png")
+        _failed = sum(r["status"] not in NOT_FAILED for r in rows)
+        also = ", pareto.md, pareto.csv" if (sweep_dir / "pareto.md").is_file() else ""
+        print(f"lucid-arch: sweep of {len(rows)} jobs ({_failed} failed or missing): {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png{also}")

@@ -33,10 +33,7 @@ from . import sweep_ledger
 class Sweeper(BasicSweeper):
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        if type(self.launcher).__module__.startswith("hydra_plugins.hydra_submitit_launcher"):
-            from .launchers import adopt
-
-            self.launcher = adopt(self.launcher)
+        self.launcher = keep_every_outcome(self.launcher)
 
     def sweep(self, arguments: List[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -67,6 +64,18 @@ class Sweeper(BasicSweeper):
             returns.append(results)
             first += len(batch)
         return returns
+
+
+def keep_every_outcome(launcher: Any) -> Any:
+    """Hydra's submitit launchers as lucid_arch.cli.launchers' subclasses; any other launcher as it is.
+
+    lucid_arch.cli.launchers imports submitit, so it is imported only when such a launcher is used.
+    """
+    if type(launcher).__module__.startswith("hydra_plugins.hydra_submitit_launcher"):
+        from .launchers import adopt
+
+        return adopt(launcher)
+    return launcher
 
 
 def _one_line(error: BaseException, limit: int = 400) -> str:

@@ -29,18 +29,22 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..training import fit
     from ..training.checkpoint import CONFIG, WEIGHTS, ResumeError
     from ..training.run_lock import RunDirLocked
+    from ..search.trial import epoch_hook
 
     task = OmegaConf.to_object(cfg.task)
     check_train(task)
     if task.resume is None and launch_env.requeued():  # preempted, signalled before its limit, or requeued by hand
         task = dataclasses.replace(task, resume="auto")
         print(f"lucid-arch: SLURM requeued this job; continuing the run in {job.output_dir} (task.resume=auto)", file=sys.stderr)
+    hook = epoch_hook()  # a search trial's reporter for its pruner; None otherwise
     try:
-        result = fit(model_cfg, task, job.output_dir)
+        result = fit(model_cfg, task, job.output_dir, on_epoch_end=hook)
     except (ResumeError, DatasetError, CheckpointError, FileNotFoundError, RunDirLocked) as error:  # a path in the config: a usage error
         key = ("task.resume" if isinstance(error, ResumeError) else "task.data.root" if isinstance(error, DatasetError)
                else "hydra.run.dir" if isinstance(error, RunDirLocked) else "model.pretrained")
         raise ConfigError([Problem(key, str(error))], model_cfg.name) from error
+    if hook is not None:
+        hook.close(result.final.get("val_acc"))
     report = analyze(result.model_config)  # at the training resolution and class count
     final, best = result.final, result.best
     metrics = {
@@ -70,6 +74,8 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
             "metrics_file": "metrics.jsonl",
         },
     }
+    if result.stopped:  # a search's pruner ended it: the sweep's table says so, and why
+        record.update(status="pruned", error=result.stopped)
     if launch_env.rank() == 0:  # under torchrun or srun only rank 0 reports
         _show(result, metrics, job)
     return record

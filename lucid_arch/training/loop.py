@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -34,6 +34,14 @@ from .run_lock import RunDirLocked, run_lock
 METRICS_FILE = "metrics.jsonl"
 
 
+class StopTraining(Exception):
+    """Raised by ``fit``'s ``on_epoch_end`` to end the run after that epoch (a search's pruner, say).
+
+    The run then ends as if that epoch were its last: weights, config and metrics are written,
+    and ``TrainResult.stopped`` holds the exception's text.
+    """
+
+
 @dataclass
 class TrainResult:
     model_config: ModelConfig  # as trained: num_classes and img_size follow the data
@@ -46,6 +54,7 @@ class TrainResult:
     threads: int  # torch's CPU threads per process during the run
     resumed_from: Optional[str] = None
     notes: list[str] = field(default_factory=list)
+    stopped: Optional[str] = None  # why on_epoch_end ended the run early (StopTraining's text)
 
     @property
     def final(self) -> dict[str, Any]:
@@ -175,17 +184,42 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path) -> TrainResult:
-    """Train ``model_cfg`` as ``task`` says, writing metrics and checkpoints into ``run_dir`` (rank 0 only, holding its lock)."""
+def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path,
+        on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None) -> TrainResult:
+    """Train ``model_cfg`` as ``task`` says, writing metrics and checkpoints into ``run_dir`` (rank 0 only, holding its lock).
+
+    ``on_epoch_end`` is called on rank 0 with each epoch's record (as metrics.jsonl has it); it
+    may raise :class:`StopTraining` to end the run there.
+    """
     threads = torch.get_num_threads()
     try:
         with contextlib.ExitStack() as hold:  # the run directory's lock, until the run ends or fails
-            return _fit(model_cfg, task, run_dir, hold)
+            return _fit(model_cfg, task, run_dir, hold, on_epoch_end)
     finally:
         torch.set_num_threads(threads)  # task.threads is this run's; a caller's later work keeps its own
 
 
-def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: contextlib.ExitStack) -> TrainResult:
+def _stop_asked(hook: Optional[Callable[[dict[str, Any]], None]], record: dict[str, Any], env: Dist) -> Optional[str]:
+    """Rank 0 asks ``hook``; every rank learns its answer, so that none is left alone in a collective."""
+    if hook is None:
+        return None
+    reason = None
+    if env.is_main:
+        try:
+            hook(dict(record))
+        except StopTraining as stop:
+            reason = str(stop) or "stopped by on_epoch_end"
+    if env.enabled:
+        import torch.distributed as dist
+
+        box = [reason]
+        dist.broadcast_object_list(box, src=0)
+        reason = box[0]
+    return reason
+
+
+def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: contextlib.ExitStack,
+         on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None) -> TrainResult:
     import yaml
 
     from ..modeling.builder import build_model
@@ -248,6 +282,7 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     sums = state["sums"].to(env.device)  # loss * n, correct, n of the epoch so far (this rank)
     clock = Stopwatch(state["train_seconds"])
     epoch_clock = Stopwatch(state["epoch_seconds"])
+    stopped = None
     try:
         while step < total_steps:
             epoch, first = divmod(step, steps_per_epoch)
@@ -313,6 +348,9 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
                 _write_metrics(run_dir, history)
             state.update(train_seconds=clock.elapsed, epoch_seconds=0.0, history=history)
             save(step)
+            stopped = _stop_asked(on_epoch_end, record, env)
+            if stopped:
+                break
         if env.is_main:
             ckpt.save_weights(model, run_dir / ckpt.WEIGHTS, {"model": model_cfg.name})
             (run_dir / ckpt.CONFIG).write_text(config_yaml)
@@ -329,4 +367,5 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
         threads=torch.get_num_threads(),
         world_size=env.world_size,
         resumed_from=resumed_from,
+        stopped=stopped,
     )

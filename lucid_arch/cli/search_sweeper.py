@@ -1,0 +1,302 @@
+"""``hydra/sweeper=optuna``: an architecture search with Optuna, on the app's guarantees.
+
+Hydra's own Optuna sweeper (hydra-optuna-sweeper 1.2.0, its last release) requires
+optuna>=2.10,<3; optuna 2.10's SQLite storage fails under SQLAlchemy 2 and its pins cannot
+meet current alembic, so it cannot keep a study on disk here (docs/search.md has the details).
+This sweeper takes the same keys (``sampler``, ``direction``, ``storage``, ``study_name``,
+``n_trials``, ``n_jobs``, ``params`` in Hydra's choice/range/interval/tag syntax) on current
+Optuna, and adds what a search over architectures needs:
+
+1. every candidate is composed and judged before anything is built (lucid_arch.search.candidate):
+   an invalid model or one over ``search.max_gflops`` / ``search.max_params`` is told to the
+   study as rejected (FAIL / PRUNED, its reason a user attribute) and is a ``rejected`` row of
+   the report, without a job; rejected candidates do not count toward ``n_trials``;
+2. trials run in batches of ``n_jobs`` through whichever launcher is configured (basic, joblib,
+   submitit on SLURM), each job told its trial (lucid_arch.search.trial) so that its training
+   can be pruned per epoch and its latency measured;
+3. objectives are metrics of the jobs' summary.json (``search.objectives``), read back here;
+4. the study lives in the sweep directory (SQLite), recorded in the sweep's ledger, so the same
+   command continues a stopped search: trials it left running are marked failed, not counted;
+5. the sweep report (lucid_arch.cli.sweep_report) adds the Pareto front.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import ConfigError, Problem
+from ..search import study as studies
+from ..search.candidate import OVER_BUDGET, Verdict, judge
+from ..search.objectives import Objectives, objectives_of
+from ..search.settings import settings_of
+from ..search.space import SearchSpace, contains, key_of, parse_space
+from ..search.trial import ENV, env_value
+from . import sweep_ledger
+from .jobs import EXIT_USAGE, SUMMARY_FILE, JobFailed
+
+MISSING_EXTRA = "hydra/sweeper=optuna needs Optuna, which is not installed: pip install 'lucid-arch[search]'."
+
+
+def _say(text: str) -> None:
+    print(f"lucid-arch: {text}", file=sys.stderr, flush=True)
+
+
+def _one_line(value: Any, limit: int = 400) -> str:
+    text = " ".join(str(value).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, sampler: Any = None, direction: Any = None, storage: Optional[str] = None, study_name: str = "search",
+                 n_trials: int = 20, n_jobs: int = 2, params: Any = None, custom_search_space: Optional[str] = None,
+                 pruner: Any = None, max_rejected: int = 50, search_space: Any = None) -> None:
+        if studies.optuna_module() is None:
+            raise JobFailed(MISSING_EXTRA, EXIT_USAGE)
+        problems = [Problem(f"hydra.sweeper.{key}", f"hydra.sweeper.{key} = {value!r}: give a positive integer.")
+                    for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs), ("max_rejected", max_rejected))
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 1]
+        if custom_search_space is not None or search_space is not None:
+            key = "custom_search_space" if custom_search_space is not None else "search_space"
+            problems.append(Problem(f"hydra.sweeper.{key}", f"hydra.sweeper.{key} is not supported by lucid-arch's Optuna "
+                                    f"sweeper; give the space in hydra.sweeper.params (choice, range, interval, tag(log, ...))."))
+        if problems:
+            raise ConfigError(problems)
+        self.sampler, self.direction, self.storage, self.study_name = sampler, _plain(direction), storage, str(study_name)
+        self.n_trials, self.n_jobs, self.params, self.pruner, self.max_rejected = n_trials, n_jobs, _plain(params), pruner, max_rejected
+        self.config: Optional[DictConfig] = None
+        self.launcher: Any = None
+        self.hydra_context: Any = None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        from .sweeper import keep_every_outcome
+
+        self.config, self.hydra_context = config, hydra_context
+        launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = keep_every_outcome(launcher)
+
+    # --- the search ---------------------------------------------------------------------------
+
+    def sweep(self, arguments: list[str]) -> Any:
+        import optuna
+
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        parser = OverridesParser.create(config_loader=loader)
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        space = parse_space(self.params, arguments, parser, options=self._group_options)
+        settings = settings_of(self.config)
+        objectives = objectives_of(settings.objectives, self.direction)
+        storage_url = self.storage or f"sqlite:///{(self.sweep_dir / 'study.db').absolute()}"
+        identity = {"space": space.describe(), "fixed": list(space.fixed), "objectives": list(objectives.names),
+                    "directions": list(objectives.directions)}
+        pruner = _plain(self.pruner)
+        self.ledger = sweep_ledger.open_search_ledger(self.sweep_dir, {
+            "identity": identity, "storage": storage_url, "study_name": self.study_name, "pruner": pruner,
+            "n_trials": self.n_trials, "sampler": _plain(self.sampler), "max_gflops": settings.max_gflops,
+            "max_params": settings.max_params})
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+
+        import hydra.utils
+
+        storage = studies.open_storage(storage_url)
+        study = optuna.create_study(storage=storage, study_name=self.study_name, directions=list(objectives.directions),
+                                    sampler=hydra.utils.instantiate(self.sampler) if self.sampler else None, load_if_exists=True)
+        if [d.name.lower() for d in study.directions] != list(objectives.directions):
+            raise ConfigError([Problem("hydra.sweeper.study_name", (
+                f"the study {self.study_name!r} in {storage_url} optimises {len(study.directions)} objective(s) in other "
+                f"directions than {objectives.describe()}; give another hydra.sweeper.study_name or hydra.sweeper.storage."))])
+        if pruner:
+            optuna.create_study(storage=storage, study_name=self.study_name + studies.CURVES, direction="maximize",
+                                load_if_exists=True)
+        self._resume(study)
+        if settings.baseline and not study.trials:
+            self._enqueue_baseline(study, space, parser)
+
+        _say(f"search: {objectives.describe()} over {', '.join(space.describe())}; "
+             f"{studies.counted(study.trials)} of {self.n_trials} trials already ran; study {self.study_name!r} in {storage_url}")
+        seen = {tuple(t.user_attrs[studies.OVERRIDES]): t for t in study.trials
+                if studies.OVERRIDES in t.user_attrs and t.state.is_finished() and studies.outcome(t) not in ("interrupted", "repeat")}
+        returns, idle, explore = [], 0, False
+        while studies.counted(study.get_trials(deepcopy=False)) < self.n_trials:
+            want = min(self.n_jobs, self.n_trials - studies.counted(study.get_trials(deepcopy=False)))
+            batch: list[tuple[Any, list[str], Verdict]] = []
+            while len(batch) < want and idle < self.max_rejected:
+                trial = self._ask(study, space, explore)
+                overrides = space.overrides(trial.params)
+                key = key_of(overrides)
+                trial.set_user_attr(studies.OVERRIDES, list(key))
+                if key in seen:
+                    self._answer_repeat(study, trial, seen[key])
+                    idle, explore = idle + 1, True  # a sampler that returns to a candidate it has: ask a random one next
+                    continue
+                verdict = judge(lambda o: loader.load_sweep_config(self.config, list(o)), overrides, settings, self._explain)
+                if verdict.reason:
+                    self._reject(study, trial, overrides, verdict)
+                    seen[key] = study.trials[trial.number]
+                    idle += 1
+                    continue
+                idle, explore = 0, False
+                seen[key] = trial
+                batch.append((trial, overrides, verdict))
+            if not batch:
+                _say(f"search: stopped after {self.max_rejected} proposals in a row were rejected or repeated earlier trials "
+                     f"(hydra.sweeper.max_rejected): the space is mostly invalid, over budget, or used up.")
+                break
+            returns.append(self._run_batch(study, batch, objectives))
+            for trial, _, _ in batch:
+                seen[key_of(study.trials[trial.number].user_attrs[studies.OVERRIDES])] = study.trials[trial.number]
+        trials = study.get_trials(deepcopy=False)
+        ran = {o: sum(studies.outcome(t) == o for t in trials) for o in (*studies.COUNTED, "rejected", "repeat", "interrupted")}
+        _say(f"search: {studies.counted(trials)} trials ran ({ran['complete']} complete, {ran['pruned']} pruned, "
+             f"{ran['failed']} failed); {ran['rejected']} candidates rejected before running, {ran['repeat']} repeated "
+             f"proposals skipped" + (f", {ran['interrupted']} interrupted by a stop" if ran["interrupted"] else ""))
+        return returns
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    def _group_options(self, group: str) -> list[str]:
+        from hydra.core.object_type import ObjectType
+
+        return [o for o in self.hydra_context.config_loader.get_group_options(group, results_filter=ObjectType.CONFIG)
+                if not o.startswith("_")]
+
+    @staticmethod
+    def _explain(error: BaseException, overrides: Sequence[str]) -> str:
+        from ..config.hydra_session import chosen, explain_error
+
+        return str(explain_error(error, chosen("model", list(overrides)), overrides=list(overrides)))
+
+    def _resume(self, study: Any) -> None:
+        """Trials a stopped search left running: failed, not counted; their jobs' rows say why."""
+        why = ("the search was stopped while this trial ran; the search run again into this directory marked it failed "
+               "and ran another trial in its place")
+        left = studies.interrupt_running(study, why)
+        nums = {j.get("trial"): j["num"] for j in self.ledger["jobs"] if "rejected" not in j}
+        errors = {nums[t.number]: why for t in left if t.number in nums}
+        if errors:
+            sweep_ledger.record_launcher_errors(self.sweep_dir, self.ledger, errors)
+        if left:
+            _say(f"search: {len(left)} trial(s) were running when the search stopped: marked failed and not counted")
+
+    def _enqueue_baseline(self, study: Any, space: SearchSpace, parser: Any) -> None:
+        """The base config (the command's fixed overrides, no search value) as the first trial."""
+        loader = self.hydra_context.config_loader
+        base = loader.load_sweep_config(self.config, list(space.fixed))
+        params, problems = {}, []
+        for dim in space.dims:
+            value = base.hydra.runtime.choices.get(dim.name) if dim.name in base.hydra.runtime.choices else \
+                _plain(OmegaConf.select(base, dim.name))
+            found = contains(dim, value, lambda text: _plain(parser.parse_override(f"x={text}").value()))
+            if found is None:
+                problems.append(Problem("search.baseline", f"search.baseline = true, but the base config's {dim.name} = "
+                                        f"{value!r} is not in its search space {dim.describe()}; add it there, or set "
+                                        f"search.baseline=false."))
+            params[dim.name] = found
+        if problems:
+            raise ConfigError(problems)
+        study.enqueue_trial(params, user_attrs={studies.BASELINE: True})
+
+    def _ask(self, study: Any, space: SearchSpace, explore: bool) -> Any:
+        """The sampler's next candidate; after a repeat, a random one (seeded by the trial count), so the search moves on."""
+        if not explore:
+            return study.ask(space.distributions())
+        import optuna
+
+        sampler = study.sampler
+        study.sampler = optuna.samplers.RandomSampler(seed=len(study.get_trials(deepcopy=False)))
+        try:
+            return study.ask(space.distributions())
+        finally:
+            study.sampler = sampler
+
+    def _answer_repeat(self, study: Any, trial: Any, earlier: Any) -> None:
+        """A candidate already tried: not run again (its trial's result stands), told FAIL so that samplers skip it."""
+        from optuna.trial import TrialState
+
+        trial.set_user_attr(studies.OUTCOME, "repeat")
+        trial.set_user_attr(studies.REASON, f"the same overrides as trial {earlier.number}, not run again")
+        study.tell(trial, state=TrialState.FAIL)
+
+    def _reject(self, study: Any, trial: Any, overrides: list[str], verdict: Verdict) -> None:
+        from optuna.trial import TrialState
+
+        num = sweep_ledger.next_num(self.ledger)
+        sweep_ledger.add_jobs(self.sweep_dir, self.ledger, [{
+            "num": num, "overrides": overrides, "trial": trial.number, "rejected": verdict.reason, "rejected_as": verdict.kind,
+            "cost": verdict.cost, **({"baseline": True} if trial.user_attrs.get(studies.BASELINE) else {})}])
+        trial.set_user_attr(studies.OUTCOME, "rejected")
+        trial.set_user_attr(studies.REASON, verdict.reason)
+        study.tell(trial, state=TrialState.PRUNED if verdict.kind == OVER_BUDGET else TrialState.FAIL)
+        _say(f"search: trial {trial.number} rejected before running ({verdict.kind}): {verdict.reason}")
+
+    def _run_batch(self, study: Any, batch: list[tuple[Any, list[str], Verdict]], objectives: Objectives) -> list[Any]:
+        first = sweep_ledger.next_num(self.ledger)
+        nums = list(range(first, first + len(batch)))
+        ledger_path = self.sweep_dir / sweep_ledger.LEDGER
+        sweep_ledger.add_jobs(self.sweep_dir, self.ledger, [
+            {"num": num, "overrides": overrides, "trial": trial.number, "cost": verdict.cost,
+             **({"baseline": True} if trial.user_attrs.get(studies.BASELINE) else {})}
+            for num, (trial, overrides, verdict) in zip(nums, batch)])
+        jobs = [[*overrides, f"++hydra.job.env_set.{ENV}='{env_value(trial.number, ledger_path)}'"]
+                for trial, overrides, _ in batch]
+        for num, (trial, _, _) in zip(nums, batch):
+            trial.set_user_attr(studies.JOB, num)
+        try:
+            results = self.launcher.launch(jobs, initial_job_idx=first)
+        except Exception as error:  # noqa: BLE001 -- whatever the launcher lost, every trial is told and has a row
+            reason = f"the {type(self.launcher).__name__} lost the batch: {type(error).__name__}: {_one_line(error)}"
+            _say(reason)
+            sweep_ledger.record_launcher_errors(self.sweep_dir, self.ledger, {num: reason for num in nums})
+            results = [None] * len(batch)
+        died = {num: _one_line(r._return_value) for num, r in zip(nums, results) if r is not None and r.status == JobStatus.FAILED}
+        if died:
+            sweep_ledger.record_launcher_errors(self.sweep_dir, self.ledger, died)
+        for num, (trial, _, _), result in zip(nums, batch, results):
+            self._tell_result(study, trial, num, died.get(num) or (None if result is not None else "the launcher lost it"),
+                              objectives)
+        return [r for r in results if r is not None]
+
+    def _tell_result(self, study: Any, trial: Any, num: int, launcher_said: Optional[str], objectives: Objectives) -> None:
+        import json
+
+        from optuna.trial import TrialState
+
+        summary: dict[str, Any] = {}
+        for d in self.sweep_dir.glob(f"{num}*"):
+            if d.is_dir() and (d.name == str(num) or d.name.startswith(f"{num}_")):
+                try:
+                    summary = json.loads((d / SUMMARY_FILE).read_text())
+                except (OSError, ValueError):
+                    summary = {}
+        status, values, state = summary.get("status"), None, TrialState.FAIL
+        reason = summary.get("error") or launcher_said or ""
+        if status == "ok":
+            try:
+                values = objectives.values(summary.get("metrics", {}))
+                state, outcome = TrialState.COMPLETE, "complete"
+            except ValueError as error:
+                reason, outcome = str(error), "failed"
+        elif status == "pruned":
+            state, outcome = TrialState.PRUNED, "pruned"
+        else:
+            outcome = "failed"
+            reason = reason or "the job left no result (no summary.json)"
+        trial.set_user_attr(studies.OUTCOME, outcome)
+        if reason:
+            trial.set_user_attr(studies.REASON, _one_line(reason))
+        study.tell(trial, values, state=state)
+        shown = ", ".join(f"{n} {v:.4g}" for n, v in zip(objectives.names, values)) if values else _one_line(reason, 200)
+        _say(f"search: trial {trial.number} (job {num}) {outcome}: {shown}")

@@ -1,0 +1,109 @@
+"""A search trial's job: told so by the sweeper, it reports its epochs and measures latency.
+
+The sweeper sets ``LUCID_ARCH_SEARCH_TRIAL=NUMBER@LEDGER`` in each job's environment (as a
+``hydra.job.env_set`` override: it reaches the job under every launcher, and leaves the job's
+task overrides and directory name alone). The job then reads its search's definition from that
+file, the sweep's ledger (lucid_arch.cli.sweep_ledger, its ``search`` entry), and
+
+- when the search has a pruner, enters its validation accuracy per epoch into the pruning study
+  (lucid_arch.search.study) and stops training (``StopTraining``) when the pruner says so;
+- when ``search.objectives`` names ``latency_ms``, measures it (lucid_arch.search.latency).
+
+Outside a search none of this runs: the variable is unset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+ENV = "LUCID_ARCH_SEARCH_TRIAL"
+
+
+@dataclass(frozen=True)
+class TrialLink:
+    number: int
+    ledger: Path
+
+    def search(self) -> dict[str, Any]:
+        import json
+
+        return json.loads(self.ledger.read_text()).get("search") or {}
+
+
+def env_value(number: int, ledger: Path) -> str:
+    return f"{number}@{Path(ledger).absolute()}"
+
+
+def current() -> Optional[TrialLink]:
+    raw = os.environ.get(ENV, "")
+    number, at, where = raw.partition("@")
+    return TrialLink(int(number), Path(where)) if at and number.isdigit() else None
+
+
+class EpochReporter:
+    """``fit``'s on_epoch_end in a pruned search: one curve in the pruning study per job."""
+
+    def __init__(self, link: TrialLink, search: dict[str, Any]):
+        import hydra.utils
+        import optuna
+
+        from .study import CURVES, open_storage
+
+        self.pruner = hydra.utils.instantiate(search["pruner"])
+        self.curves = optuna.load_study(study_name=search["study_name"] + CURVES, storage=open_storage(search["storage"]),
+                                        pruner=self.pruner)
+        self.trial = self.curves.ask()
+        self.trial.set_user_attr("trial", link.number)
+        self.done = False
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        from optuna.trial import TrialState
+
+        from ..training.loop import StopTraining
+
+        acc = record.get("val_acc")
+        if acc is None:
+            return
+        self.trial.report(float(acc), int(record["epoch"]))
+        if self.trial.should_prune():
+            self.curves.tell(self.trial, state=TrialState.PRUNED)
+            self.done = True
+            raise StopTraining(f"pruned after epoch {record['epoch']} by the {type(self.pruner).__name__}: val_acc "
+                               f"{acc:.4f} was behind the trials before it at that epoch")
+
+    def close(self, final_val_acc: Optional[float]) -> None:
+        """The finished curve, for later trials to be compared with."""
+        if not self.done and final_val_acc is not None:
+            self.curves.tell(self.trial, float(final_val_acc))
+            self.done = True
+
+
+def epoch_hook() -> Optional[EpochReporter]:
+    """The reporter for this job's training, or None (not a search trial, or no pruner)."""
+    link = current()
+    if link is None:
+        return None
+    search = link.search()
+    return EpochReporter(link, search) if search.get("pruner") else None
+
+
+def with_measured_metrics(cfg: Any, model_cfg: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """The task's result, plus ``latency_ms`` when this job is a trial of a search that optimises it."""
+    from .objectives import LATENCY
+
+    if current() is None:
+        return result
+    from .settings import settings_of
+
+    settings = settings_of(cfg)
+    metrics = result.get("metrics", {})
+    if LATENCY not in settings.objectives or LATENCY in metrics:
+        return result
+    from .candidate import job_model
+    from .latency import measure_latency_ms
+
+    model, _ = job_model(cfg, model_cfg)
+    return {**result, "metrics": {**metrics, LATENCY: measure_latency_ms(model, settings.latency)}}
