@@ -17,30 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import FPN_PARAMS, MIT_PARAMS, OFFICIAL_PARAMS, SEGFORMER_PARAMS
 
 REPO = Path(__file__).resolve().parent.parent
 
-VARIANTS = [
-    "mit_b0",
-    "mit_b1",
-    "mit_b2",
-    "mit_b3",
-    "mit_b4",
-    "mit_b5",
-    "pvt_huge",
-    "pvt_large",
-    "pvt_medium",
-    "pvt_small",
-    "pvt_tiny",
-    "pvt_v2_b0",
-    "pvt_v2_b1",
-    "pvt_v2_b2",
-    "pvt_v2_b2_li",
-    "pvt_v2_b3",
-    "pvt_v2_b4",
-    "pvt_v2_b5",
-]
-BASES = ["_pvt_v1", "_pvt_v2"]
+# Every shipped variant and family base (conftest's tables are the reference figures for each).
+VARIANTS = sorted({**OFFICIAL_PARAMS, **MIT_PARAMS, **SEGFORMER_PARAMS, **FPN_PARAMS})
+BASES = ["_fpn", "_pvt_v1", "_pvt_v2", "_segformer"]
 
 # README contract with .ci/run: the quickstart's test command is the one line that ends with
 # this comment (the line before it ends with "# main job"). .ci/run extracts and runs that line.

@@ -24,6 +24,7 @@ from ..config import ConfigError, Problem, config_dir, register_configs
 from ..config.guard import model_files_checked
 from . import completion, jobs, sweep_report
 from .job_names import job_dir_name
+from . import sweep_ledger
 from .sweep_ledger import claim_new_dir
 from .jobs import EXIT_FAILED
 
@@ -202,6 +203,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             raise
         _fail(*jobs.explain(error))
     finally:
+        sweep_ledger.release_unused_claims()
         sys.argv = saved_argv
         if scratch:
             import shutil

@@ -44,10 +44,30 @@ def claim_new_dir(base: str) -> str:
         candidate = base if n == 1 else f"{base}-{n}"
         try:
             os.mkdir(candidate)
+            _claimed.append(Path(candidate))
             return candidate
         except FileExistsError:
             continue
     raise ConfigError([Problem("hydra.sweep.dir", f"{base}: 10,000 sweeps already started in this second; set hydra.sweep.dir.")])
+
+
+_claimed: list[Path] = []  # directories claim_new_dir created in this process
+
+
+def release_unused_claims() -> None:
+    """Remove the claimed directories nothing was written to, and the date folders they empty.
+
+    OmegaConf resolves the default ``hydra.sweep.dir`` when a config merges another value over
+    it (an experiment with a fixed sweep directory), and ``--cfg`` resolves without sweeping:
+    either leaves an empty claim behind. A sweep's own directory always holds its ledger.
+    """
+    while _claimed:
+        path = _claimed.pop()
+        for folder in (path, *path.parents[:-1]):  # multirun/DATE/TIME, multirun/DATE, multirun (never '.')
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
 
 
 def read_ledger(sweep_dir: Path) -> Optional[dict[str, Any]]:
