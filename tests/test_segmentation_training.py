@@ -25,6 +25,10 @@ SHAPES_SEG = ["task=train", *TINY_SEG, "task.data.image_size=32", "task.data.num
               "task.batch_size=16", "task.progress=log", "task.precision=fp32", "task.threads=1"]
 SCRIPT = Path(sys.executable).parent / "lucid-arch"
 COLOURS = [(200, 40, 40), (40, 190, 60), (50, 70, 210)]
+# For the DDP comparisons: the head's linear biases feed a BatchNorm, so their true gradient is 0
+# and AdamW turns the rounding noise in it into full steps; at 10x the rate those steps alone
+# part two exact runs by ~3e-3. At one rate the comparison sees the machinery, not that noise.
+ONE_RATE = ["task.optimizer.decode_head_lr_mult=1"]
 
 
 def history(run_dir: Path) -> list[dict]:
@@ -128,6 +132,28 @@ def test_segmentation_loss_upsamples_ignores_255_and_a_blank_batch_gives_zero():
     assert zero.item() == 0.0 and torch.isfinite(logits.grad).all()
 
 
+def test_the_decode_head_can_learn_faster_than_the_encoder():
+    import dataclasses
+
+    from lucid_arch import build_model, load_config
+    from lucid_arch.config.train_schema import OptimizerConfig
+    from lucid_arch.training.optim import make_optimizer, set_lr
+
+    model = build_model(load_config("segformer_b0", ["model.depths=[1,1,1,1]", "model.num_classes=3", "model.img_size=32"]))
+    names = {id(p): n for n, p in model.named_parameters()}
+    optimizer = make_optimizer(model, dataclasses.replace(OptimizerConfig(), decode_head_lr_mult=10.0))
+    set_lr(optimizer, 1e-3)
+    for group in optimizer.param_groups:
+        dense = {names[id(p)].startswith("decode_head.") for p in group["params"]}
+        assert len(dense) == 1 and group["lr"] == pytest.approx(1e-2 if dense == {True} else 1e-3)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(names)
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 0.05}  # the decay exclusions stay
+    assert len(make_optimizer(model, dataclasses.replace(OptimizerConfig(), decode_head_lr_mult=1.0)).param_groups) == 2
+    classifier = build_model(load_config("pvt_v2_b0", ["model.depths=[1,1,1,1]", "model.num_classes=3", "model.img_size=32"]))
+    plain = make_optimizer(classifier, OptimizerConfig())  # the default multiplier: a classifier's groups are as they were
+    assert OptimizerConfig().decode_head_lr_mult == 10.0 and len(plain.param_groups) == 2 and "lr_mult" not in plain.param_groups[0]
+
+
 # ----------------------------------------------------------------------------------- learning
 
 
@@ -169,6 +195,16 @@ def test_the_shapes_masks_train_and_a_bad_mask_stops_a_folder_run(tmp_path, caps
                              f"task.data.root={root / 'images'}", f"task.data.masks={root / 'masks'}", "hydra.run.dir=bad"], capsys)
     assert code == 2 and "Traceback" not in err
     assert f"Mask {root / 'masks' / 'train'}" in err and "holds class id(s) 3, but there are 3 classes" in err
+
+    from PIL import Image
+
+    (root / "masks" / "classes.txt").write_text("background\nred\ngreen\nblue\n")
+    for mask in (root / "masks" / "train").iterdir():  # every training mask at half size: no usable pair
+        Image.new("L", (24, 20)).save(mask)
+    code, _, err = run_main([*SHAPES_SEG, "task.epochs=1", "task.batch_size=2", "task.data.dataset=folder",
+                             f"task.data.root={root / 'images'}", f"task.data.masks={root / 'masks'}", "hydra.run.dir=small"], capsys)
+    assert code == 2 and "Traceback" not in err and err.count("lucid-arch: skipping") == 4
+    assert f"Every one of the 4 image and label-map pairs of the training split of {root / 'images'} was unusable" in err
 
 
 @pytest.mark.parametrize(
@@ -212,7 +248,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, capsys):
     # and the head's BatchNorm normalises by the statistics of both halves (cross_rank_norm.py; with
     # each rank's own, the weights end ~0.07 apart in L2 after these 4 steps, as far as from a run at half the batch).
     args = [*SHAPES_SEG, "task.epochs=1", "task.data.augment=false", "model.decode_head.dropout=0", "task.progress=none",
-            "task.device=cpu", "task.threads=null"]
+            "task.device=cpu", "task.threads=null", *ONE_RATE]
     code, _, err = run_main([*args, "hydra.run.dir=single"], capsys)
     assert code == 0, err
     (tmp_path / "scratch").mkdir()
@@ -264,7 +300,7 @@ def test_a_segmentation_sweep_tabulates_and_plots_miou(capsys):
 def test_a_segmentation_model_on_two_slurm_nodes_matches_one_process(tmp_path, slurm_partition, slurm_job_name):
     """One tiny SegFormer trained by a 2-node x 1-task SLURM job (DDP over the nodes), against the same run in one process."""
     args = [*SHAPES_SEG, "task.epochs=1", "task.data.augment=false", "model.decode_head.dropout=0", "task.progress=none",
-            "task.device=cpu", "task.threads=1"]
+            "task.device=cpu", "task.threads=1", *ONE_RATE]
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
     slurm = ["-m", "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={slurm_partition}", f"hydra.launcher.name={slurm_job_name}",
              "hydra.launcher.timeout_min=10", "hydra.launcher.nodes=2", "hydra.launcher.tasks_per_node=1", "hydra.launcher.cpus_per_task=1",

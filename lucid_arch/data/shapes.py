@@ -42,8 +42,8 @@ the stroke's alpha is >= 0.5 (its colour then dominates the pixel): those pixels
 a pixel inside the outline background -- neither is what the picture says, so neither is
 rewarded or penalised. A stroke in the shape's own colour leaves the shape's pixels as they
 were (it is invisible there): they keep the shape's label, and where such a stroke crosses the
-background it is background -- the case that makes colour alone unable to segment. About 0.3%
-of the pixels are 255 (at 64 px, seed 0).
+background it is background -- the case that makes colour alone unable to segment. About 0.06%
+of the pixels are 255, and 84% are background (at 64 px, seed 0).
 
 No class changes under the training augmentation: a horizontal flip maps every class to
 itself, and the ellipse's axes ratio is at most 0.55, so even the strongest aspect jitter of

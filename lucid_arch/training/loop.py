@@ -154,9 +154,14 @@ def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precisi
 
 def _all_unreadable(dataset: Any, split: str) -> Exception:
     """A split of which no image could be decoded: an error, not a run that 'succeeds' at chance."""
-    from ..data import DatasetError
+    from ..data import DatasetError, MaskFolder
 
     where = getattr(dataset, "root", "the dataset")
+    if isinstance(dataset, MaskFolder):
+        return DatasetError(f"Every one of the {len(dataset)} image and label-map pairs of the {split} split of {where} was "
+                            f"unusable (each was named on stderr: an unreadable file, or a mask of another size than its "
+                            f"image). Check the files and that PIL decodes them, or point task.data.root and task.data.masks "
+                            f"at the intact set.")
     return DatasetError(f"Every one of the {len(dataset)} images of the {split} split of {where} was unreadable (each was "
                         f"named on stderr). Check the files (truncated copies? another format under an image "
                         f"extension?) and that PIL decodes them, or point task.data.root at the intact set.")
