@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from conftest import run_main
+from test_training import _in_tmp  # noqa: F401 -- the same autouse fixture: each test in its tmp dir, no rank variables
 
 TINY_SEG = ["model=segformer_b0", "model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]",
             "model.mlp_ratios=[2,2,2,2]", "model.sr_ratios=[4,2,1,1]", "model.decode_head.channels=32"]
@@ -43,14 +44,6 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 def timeless(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("images_per_second", "epoch_seconds")} for r in records]
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(var, raising=False)
 
 
 def colour_regions(root: Path, n_train: int = 48, n_val: int = 16, seed: int = 0) -> Path:
