@@ -25,6 +25,7 @@ from lucid_arch.data import (
     collate_skip_bad,
     normalize,
     random_resized_crop_flip,
+    random_resized_crop_flip_pair,
     shard_indices,
     to_float,
 )
@@ -545,3 +546,251 @@ def test_folder_image_too_large_once_resized_is_skipped_before_decoding(tmp_path
     assert time.perf_counter() - start < 1.0  # refused from the header, not decoded
     err = capfd.readouterr().err
     assert f"skipping unreadable image {strip} (1x1000000 pixels (73x73000000 once resized) is over the limit" in err
+
+
+# --- segmentation: the shapes' masks --------------------------------------------------------
+
+
+def test_shapes_masks_leave_images_and_labels_as_they_were_golden_bytes():
+    """Masks come from the same scene: the images and labels stay byte for byte the classification set's."""
+    ds = ShapesDataset(20, image_size=16, seed=0, masks=True)
+    assert digest(ds.images) == GOLDEN_DIGEST and ds.labels.tolist() == GOLDEN_LABELS
+    assert digest(ds.masks) == GOLDEN_MASK_DIGEST
+    assert ds.masks.shape == (20, 16, 16) and ds.masks.dtype == torch.uint8
+    assert ds.classes == ["background", *CLASSES]
+    image, mask = ds[3]
+    assert torch.equal(image, ds.images[3]) and torch.equal(mask, ds.masks[3])
+
+
+GOLDEN_MASK_DIGEST = "97accdffcb0a7f41806cc3b86ca99a4c25591ec38a9224055c305da99ec0861e"
+
+
+def test_shapes_masks_same_bytes_whatever_the_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ShapesDataset(40, image_size=48, seed=7, masks=True)
+        torch.set_num_threads(max(2, before))
+        many = ShapesDataset(40, image_size=48, seed=7, masks=True)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one.masks, many.masks) and torch.equal(one.images, many.images)
+
+
+def test_shapes_masks_lie_on_the_painted_shape():
+    """Each mask holds background, its image's own class (1 + label) and a few ignored pixels, and
+    the pixels it calls shape are painted in another luminance than those it calls background."""
+    ds = ShapesDataset(60, image_size=48, seed=5, masks=True)
+    luma = (ds.images.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)
+    ignored = 0
+    for image_luma, mask, label in zip(luma, ds.masks, ds.labels):
+        assert set(mask.unique().tolist()) <= {0, int(label) + 1, 255}
+        inside, outside = mask == int(label) + 1, mask == 0
+        assert 0.02 < inside.float().mean() < 0.5  # radius 0.22-0.38 of the side, thin rings included
+        # Interior pixels (all four neighbours inside too) against the background: 0.25 luminance apart, less grain and blotches.
+        core = inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:]
+        if core.sum() >= 4:
+            contrast = (image_luma[1:-1, 1:-1][core].median() - image_luma[outside].median()).abs()
+            assert contrast > 0.15 * 255, contrast
+        ignored += int((mask == 255).sum())
+    assert 0 < ignored < 0.01 * ds.masks.numel()  # strokes of another colour over the shape: rare, never most
+
+
+def test_shapes_masks_at_height_and_width_follow_the_images():
+    square = ShapesDataset(6, image_size=32, seed=4, masks=True)
+    wide = ShapesDataset(6, image_size=(32, 48), seed=4, masks=True)
+    assert wide.masks.shape == (6, 32, 48)
+    assert torch.equal(wide.masks[..., 8:40], square.masks) and wide.masks[..., :8].eq(0).all()
+    assert torch.equal(wide.images, ShapesDataset(6, image_size=(32, 48), seed=4).images)
+
+
+def test_build_datasets_for_a_segmentation_model():
+    cfg = OmegaConf.structured(DataConfig(num_train=12, num_val=4, image_size=16))
+    train, val, classes = build_datasets(cfg, segmentation=True)
+    assert classes == ["background", *CLASSES] and len(val) == 4
+    image, mask = train[0]
+    assert image.shape == (3, 16, 16) and mask.shape == (16, 16)
+    folder = OmegaConf.structured(DataConfig(dataset="folder", root="/nowhere"))
+    with pytest.raises(DatasetError, match="task.data.masks is not set, and a segmentation model learns from per-pixel labels"):
+        build_datasets(folder, segmentation=True)
+
+
+# --- segmentation: images and masks augmented together --------------------------------------
+
+
+def test_augment_pair_keeps_every_label_on_its_pixel():
+    """Images whose colour encodes the class of each 6x6 block: after a crop, resize and flip, the
+    label map says the class the image's colour says, wherever the image's pixel is not a blend."""
+    g = torch.Generator().manual_seed(0)
+    classes = torch.randint(0, 12, (16, 8, 8), generator=g)
+    classes[:, 0, 0] = 255  # an ignored block stays ignored
+    masks = classes.repeat_interleave(6, 1).repeat_interleave(6, 2)  # 16 x 48 x 48
+    images = (masks.clamp(max=12) * 20).to(torch.uint8)[:, None].expand(-1, 3, -1, -1)
+    out, labels = random_resized_crop_flip_pair(images, masks, torch.Generator().manual_seed(1), scale=(0.25, 1.0))
+    assert labels.shape == (16, 48, 48) and labels.dtype == torch.int64
+    assert set(labels.unique().tolist()) <= set(classes.unique().tolist())  # nearest: no class made by averaging
+    colour = out[:, 0] * 255 / 20
+    pure = (colour - colour.round()).abs() < 1e-3  # not a blend of two blocks
+    expected = colour.round().long().where(colour.round() < 12, torch.tensor(255))
+    assert pure.float().mean() > 0.6
+    assert (labels[pure] == expected[pure]).float().mean() > 0.999
+    flipped = [bool((labels[i] != labels[i].flip(-1)).any()) for i in range(16)]
+    assert any(flipped)
+    # The draws are the images' own: the same images as without masks.
+    alone = random_resized_crop_flip(images, torch.Generator().manual_seed(1), scale=(0.25, 1.0))
+    assert torch.equal(out, alone)
+
+
+def test_augment_pair_identity_and_bad_masks():
+    images, masks = batch(4, 16), torch.randint(0, 5, (4, 16, 16), dtype=torch.uint8)
+    out, labels = random_resized_crop_flip_pair(images, masks, torch.Generator().manual_seed(0), scale=(1.0, 1.0), hflip=False)
+    assert torch.equal(labels, masks.long())
+    torch.testing.assert_close(out, to_float(images), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="masks of shape \\(4, 8, 8\\) for images of shape"):
+        random_resized_crop_flip_pair(images, masks[:, :8, :8], torch.Generator())
+
+
+# --- segmentation: image folders with masks -------------------------------------------------
+
+
+def seg_folder(root: Path, names=("a", "b", "c", "d"), size=(48, 40), classes: str | None = "background\nleft\nright\n") -> Path:
+    """root/images/NAME.png (red left half, blue right half) and root/masks/NAME.png (1 left, 2 right, 0 a top band)."""
+    w, h = size
+    for name in names:
+        pixels = torch.zeros(h, w, 3, dtype=torch.uint8)
+        pixels[:, : w // 2] = torch.tensor([220, 20, 20], dtype=torch.uint8)
+        pixels[:, w // 2 :] = torch.tensor([20, 20, 220], dtype=torch.uint8)
+        labels = torch.ones(h, w, dtype=torch.uint8)
+        labels[:, w // 2 :] = 2
+        labels[:4] = 0
+        save_array(root / "images" / f"{name}.png", pixels)
+        save_array(root / "masks" / f"{name}.png", labels)
+    if classes is not None:
+        (root / "masks" / "classes.txt").write_text(classes)
+    return root
+
+
+def save_array(path: Path, array: torch.Tensor, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array.numpy())
+    (image.convert(mode) if mode else image).save(path)
+    return path
+
+
+def every_pair(root: Path, size=16, num_classes=None):
+    """One MaskFolder over every pair of seg_folder's root, by name."""
+    from lucid_arch.data import MaskFolder
+
+    train, val = MaskFolder.splits(root / "images", root / "masks", size, val_fraction=0.25, num_classes=num_classes)
+    samples = sorted(train.samples + val.samples)
+    return MaskFolder(samples, train.classes, size, root, "train"), {Path(image).stem: i for i, (image, _) in enumerate(samples)}
+
+
+def test_mask_folder_image_and_mask_are_resized_and_cropped_alike(tmp_path):
+    from lucid_arch.data import MaskFolder
+
+    root = seg_folder(tmp_path)
+    train, val = MaskFolder.splits(root / "images", root / "masks", 16, val_fraction=0.25, seed=0)
+    assert train.classes == ["background", "left", "right"] and (len(train), len(val)) == (3, 1)
+    image, mask = train[0]
+    assert image.shape == (3, 16, 16) and mask.shape == (16, 16) and mask.dtype == torch.uint8
+    # 48x40 -> 19x16 (aspect kept) -> the centre 16 columns: the halves' border moves to column 8, as the colours' does.
+    red = image[0].float() > image[2].float()
+    assert torch.equal(mask[4:] == 1, red[4:]) and torch.equal(mask[4:] == 2, ~red[4:])
+    assert mask[:1].eq(0).all()  # the top band (4 of 40 rows: 1.6 of 16) stays background
+    again = MaskFolder.splits(root / "images", root / "masks", 16, val_fraction=0.25, seed=0)
+    assert [s for s in again[1].samples] == val.samples  # a seeded split: the same every time
+    assert MaskFolder.splits(root / "images", root / "masks", [12, 20], val_fraction=0.25)[0][0][1].shape == (12, 20)
+
+
+def test_mask_folder_fixed_split_and_masks_inside_root(tmp_path):
+    from lucid_arch.data import MaskFolder
+
+    seg_folder(tmp_path / "train", names=("a", "b"))
+    seg_folder(tmp_path / "val", names=("c",))
+    root = tmp_path / "all"
+    for split in ("train", "val"):  # root/train, root/val; the masks inside root, at root/masks/train ...
+        (root / split).mkdir(parents=True)
+        for p in (tmp_path / split / "images").iterdir():
+            p.rename(root / split / p.name)
+        (root / "masks").mkdir(exist_ok=True)
+        (tmp_path / split / "masks").rename(root / "masks" / split)
+    (root / "masks" / "classes.txt").write_text("bg\nl\nr\n")
+    train, val = MaskFolder.splits(root, root / "masks", 16)
+    assert [Path(i).name for i, _ in train.samples] == ["a.png", "b.png"] and [Path(i).name for i, _ in val.samples] == ["c.png"]
+    assert all(Path(m) == root / "masks" / Path(i).relative_to(root).with_suffix(".png") for i, m in train.samples + val.samples)
+
+
+def test_mask_folder_class_names(tmp_path):
+    from lucid_arch.data import MaskError, MaskFolder
+
+    root = seg_folder(tmp_path, classes=None)
+    with pytest.raises(MaskError, match="has no classes.txt and task.data.num_classes is not set") as info:
+        MaskFolder.splits(root / "images", root / "masks", 16)
+    assert str(root / "masks" / "classes.txt") in str(info.value) and info.value.key == "task.data.masks"
+    assert MaskFolder.splits(root / "images", root / "masks", 16, num_classes=3)[0].classes == ["0", "1", "2"]
+    (root / "masks" / "classes.txt").write_text("bg\n\nright\n")
+    with pytest.raises(MaskError, match="line 2 is blank"):
+        MaskFolder.splits(root / "images", root / "masks", 16)
+    (root / "masks" / "classes.txt").write_text("bg\nleft\nright\n\n")  # trailing blank lines are fine
+    with pytest.raises(MaskError, match="task.data.num_classes = 5, but .* names 3 classes"):
+        MaskFolder.splits(root / "images", root / "masks", 16, num_classes=5)
+
+
+def test_mask_folder_missing_masks_are_an_error_naming_the_files(tmp_path):
+    from lucid_arch.data import MaskError, MaskFolder
+
+    root = seg_folder(tmp_path, names=("a", "b", "c", "d", "e", "f"))
+    for name in ("b", "d", "e", "f"):
+        (root / "masks" / f"{name}.png").unlink()
+    with pytest.raises(MaskError) as info:
+        MaskFolder.splits(root / "images", root / "masks", 16)
+    text = str(info.value)
+    assert text.startswith("4 of the 6 images under") and "(and 1 more)" in text and "\n" not in text
+    assert f"{root / 'images' / 'b.png'} has no {root / 'masks' / 'b.png'}" in text and "task.data.masks" in text
+
+
+def test_mask_folder_damaged_or_mis_sized_masks_are_skipped_and_named_once(tmp_path, capfd):
+    root = seg_folder(tmp_path)
+    save_array(root / "masks" / "b.png", torch.zeros(20, 24, dtype=torch.uint8))  # another size than b's image
+    (root / "masks" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    ds, items = every_pair(root)
+    for _ in range(2):
+        assert ds[items["b"]] is None and ds[items["c"]] is None and ds[items["a"]] is not None
+    err = capfd.readouterr().err
+    assert f"skipping {root / 'masks' / 'b.png'} (24x20 pixels, but its image {root / 'images' / 'b.png'} is 48x40;" in err
+    assert f"skipping {root / 'masks' / 'c.png'} (unreadable label map:" in err
+    assert err.count("skipping") == 2  # once per file, however often it is read
+    images, masks = collate_skip_bad([ds[items["a"]], None, ds[items["d"]]])
+    assert images.shape == (2, 3, 16, 16) and masks.shape == (2, 16, 16)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_mask_folder_bad_ids_or_colour_masks_are_an_error_naming_the_file(tmp_path, workers):
+    from lucid_arch.data import MaskError, MaskFolder
+
+    root = seg_folder(tmp_path)
+    bad = torch.ones(40, 48, dtype=torch.uint8)
+    bad[0, :3] = torch.tensor([255, 3, 9], dtype=torch.uint8)  # 255 is fine; 3 and 9 are not among 3 classes
+    save_array(root / "masks" / "a.png", bad)
+    save_array(root / "masks" / "b.png", torch.zeros(40, 48, 3, dtype=torch.uint8))  # RGB: colours, not ids
+    ds, items = every_pair(root)
+    for name, needle in (("a", "holds class id(s) 3, 9, but there are 3 classes (ids 0 .. 2; 255 is ignore)"),
+                         ("b", "is a mode RGB image; a label map is 8-bit, mode L or P")):
+        one = MaskFolder([ds.samples[items[name]]], ds.classes, 16, root, "train")
+        loader = DataLoader(one, batch_size=1, num_workers=workers, collate_fn=collate_skip_bad)
+        with pytest.raises(MaskError) as info:
+            list(loader)
+        text = str(info.value)
+        assert text.startswith(f"Mask {root / 'masks' / name}.png") and needle in text
+        assert "Traceback" not in text and "\n" not in text  # a worker's error arrives as its one paragraph
+
+
+def test_mask_folder_palette_masks_are_read_as_ids(tmp_path):
+    root = seg_folder(tmp_path)
+    image = Image.new("P", (48, 40), 2)  # every pixel palette index 2
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)  # VOC-like: the palette colours the ids
+    image.save(root / "masks" / "a.png")
+    assert Image.open(root / "masks" / "a.png").mode == "P"
+    ds, items = every_pair(root)
+    assert ds[items["a"]][1].eq(2).all()

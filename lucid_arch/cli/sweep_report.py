@@ -100,7 +100,8 @@ def _with_trial(row: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _val_curve(path: Path) -> list[tuple[int, float]]:
-    """(epoch, validation accuracy) of a training job, from its metrics.jsonl; [] for other tasks."""
+    """(epoch, validation score) of a training job, from its metrics.jsonl: mIoU for a segmentation
+    model, accuracy for a classifier; [] for other tasks."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
@@ -111,7 +112,8 @@ def _val_curve(path: Path) -> list[tuple[int, float]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:  # a line cut short by a kill
             break
-    return [(r["epoch"], r["val_acc"]) for r in records if r.get("val_acc") is not None]
+    key = "val_miou" if any("val_miou" in r for r in records) else "val_acc"
+    return [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:

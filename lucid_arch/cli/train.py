@@ -2,7 +2,8 @@
 
 This module maps ``task.*`` (typed by lucid_arch/config/train_schema.py) onto the training
 loop, prints the per-epoch table and returns the metrics a sweep's table compares: validation
-accuracy, parameters, FLOPs at the training resolution, and throughput.
+accuracy (a segmentation model: mIoU and pixel accuracy), parameters, FLOPs at the training
+resolution, and throughput.
 """
 
 from __future__ import annotations
@@ -40,18 +41,20 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     try:
         result = fit(model_cfg, task, job.output_dir, on_epoch_end=hook)
     except (ResumeError, DatasetError, CheckpointError, FileNotFoundError, RunDirLocked) as error:  # a path in the config: a usage error
-        key = ("task.resume" if isinstance(error, ResumeError) else "task.data.root" if isinstance(error, DatasetError)
+        key = ("task.resume" if isinstance(error, ResumeError) else error.key if isinstance(error, DatasetError)
                else "hydra.run.dir" if isinstance(error, RunDirLocked) else "model.pretrained")
         raise ConfigError([Problem(key, str(error))], model_cfg.name) from error
     if hook is not None:
-        hook.close(result.final.get("val_acc"))
+        hook.close(result.final.get(result.metric))
     report = analyze(result.model_config)  # at the training resolution and class count
     final, best = result.final, result.best
+    scores = ({"val_miou": round(final["val_miou"], 4), "best_val_miou": round(best["val_miou"], 4),
+               "val_pixel_acc": round(final["val_pixel_acc"], 4)} if result.segmentation else
+              {"val_acc": round(final["val_acc"], 4), "best_val_acc": round(best["val_acc"], 4)})
     metrics = {
         "params": report.params,
         "gflops": round(report.gflops, 4),
-        "val_acc": round(final["val_acc"], 4),
-        "best_val_acc": round(best["val_acc"], 4),
+        **scores,
         "train img/s": round(result.images_per_second, 1),
         "train min": round(result.train_seconds / 60, 2),
     }
@@ -85,8 +88,14 @@ def _pct(value: Any) -> str:
     return "" if value is None else f"{value:.2%}"
 
 
+def _loss(record: dict[str, Any]) -> str:
+    return "" if record["val_loss"] is None else f"{record['val_loss']:.4f}"
+
+
 def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
-    headline = (f"{result.model_config.name}: val acc {metrics['val_acc']:.2%} (best {metrics['best_val_acc']:.2%}), "
+    score = (f"val mIoU {metrics['val_miou']:.2%} (best {metrics['best_val_miou']:.2%}), pixel acc {metrics['val_pixel_acc']:.2%}"
+             if result.segmentation else f"val acc {metrics['val_acc']:.2%} (best {metrics['best_val_acc']:.2%})")
+    headline = (f"{result.model_config.name}: {score}, "
                 f"{metrics['params'] / 1e6:.2f} M parameters, {metrics['gflops']:.3f} GFLOPs at "
                 f"{size_text(image_hw(result.model_config.img_size))} px, {metrics['train img/s']:,.0f} img/s, {metrics['train min']:.1f} min")
     if job.format == "json":
@@ -95,13 +104,19 @@ def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
     if job.multirun and job.format == "auto":
         emit(f"job {job.num} {' '.join(job.overrides)}: {headline}")
         return
+    if result.segmentation:
+        scores = ["train pixel acc", "val loss", "val pixel acc", "val mIoU"]
+        cells = [lambda r: _pct(r["train_pixel_acc"]), _loss, lambda r: _pct(r["val_pixel_acc"]), lambda r: _pct(r["val_miou"])]
+    else:
+        scores = ["train acc", "val loss", "val acc"]
+        cells = [lambda r: _pct(r["train_acc"]), _loss, lambda r: _pct(r["val_acc"])]
+    columns = ["epoch", "lr", "train loss", *scores, "img/s", "s"]
     table = Table(
         title=headline,
-        columns=["epoch", "lr", "train loss", "train acc", "val loss", "val acc", "img/s", "s"],
-        rows=[[str(r["epoch"]), f"{r['lr']:.2e}", f"{r['train_loss']:.4f}", _pct(r["train_acc"]),
-               "" if r["val_loss"] is None else f"{r['val_loss']:.4f}", _pct(r["val_acc"]),
+        columns=columns,
+        rows=[[str(r["epoch"]), f"{r['lr']:.2e}", f"{r['train_loss']:.4f}", *(cell(r) for cell in cells),
                f"{r['images_per_second']:,.0f}", f"{r['epoch_seconds']:.1f}"] for r in result.history],
-        right=frozenset(range(8)),
+        right=frozenset(range(len(columns))),
         notes=[("precision", f"{result.precision}, {result.world_size} process(es)"),
                ("weights", str(job.output_dir / "model.safetensors")),
                *([("resumed from", result.resumed_from)] if result.resumed_from else [])],

@@ -2,6 +2,7 @@
 
     shapes.py   the built-in dataset, rendered from a seed in memory (no download)
     folder.py   root/CLASS/*.jpg through PIL; unreadable files are skipped, not fatal
+    mask_folder.py  images + PNG label maps (task.data.masks) for segmentation
     augment.py  random resized crop + flip on whole batches, reproducible from a generator
     seeds.py    seeds derived from (seed, split, chunk, epoch ...), the same on every machine
 
@@ -16,8 +17,9 @@ from typing import Any
 
 import torch
 
-from .augment import normalize, random_resized_crop_flip, to_float
+from .augment import normalize, random_resized_crop_flip, random_resized_crop_flip_pair, to_float
 from .folder import DatasetError, DatasetNotFoundError, ImageFolder, collate_skip_bad
+from .mask_folder import MaskError, MaskFolder
 from .seeds import derive_seed
 from .shapes import ShapesDataset
 
@@ -25,36 +27,64 @@ __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
     "ImageFolder",
+    "MaskError",
+    "MaskFolder",
     "ShapesDataset",
     "build_datasets",
+    "masks_mismatch",
     "collate_skip_bad",
     "normalize",
     "random_resized_crop_flip",
+    "random_resized_crop_flip_pair",
     "shard_indices",
     "to_float",
 ]
 
 
-def build_datasets(data_cfg: Any) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, list[str]]:
+def build_datasets(data_cfg: Any, segmentation: bool = False) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, list[str]]:
     """(train, val, class names) for a ``task.data`` node (a DictConfig or a DataConfig).
 
-    Both items are (uint8 3 x H x W, int label); a folder item may be ``None`` (an unreadable
-    file), which :func:`collate_skip_bad` drops. ``image_size`` is a side or [height, width].
+    Items are (uint8 3 x H x W, int label), or with ``segmentation`` (uint8 3 x H x W, uint8
+    H x W label map: the shapes' masks, or the folder's ``task.data.masks``); a folder item may be
+    ``None`` (an unreadable file), which :func:`collate_skip_bad` drops. ``image_size`` is a side
+    or [height, width].
     """
     dataset = data_cfg.dataset
     size = data_cfg.image_size
     size = int(size) if isinstance(size, int) else tuple(int(v) for v in size)
     seed = int(data_cfg.seed)
     if dataset == "shapes":
-        train = ShapesDataset(int(data_cfg.num_train), size, seed, "train")
-        val = ShapesDataset(int(data_cfg.num_val), size, seed, "val")
+        train = ShapesDataset(int(data_cfg.num_train), size, seed, "train", masks=segmentation)
+        val = ShapesDataset(int(data_cfg.num_val), size, seed, "val", masks=segmentation)
         return train, val, list(train.classes)
     if dataset == "folder":
         if not data_cfg.root:
             raise DatasetError("dataset=folder needs the image folder: task.data.root=/path/to/images.")
-        train, val = ImageFolder.splits(data_cfg.root, size, float(data_cfg.val_fraction), seed)
+        masks = getattr(data_cfg, "masks", None)
+        mismatch = masks_mismatch(data_cfg, segmentation)
+        if mismatch:
+            raise MaskError(mismatch)
+        if segmentation:
+            num_classes = getattr(data_cfg, "num_classes", None)
+            train, val = MaskFolder.splits(data_cfg.root, masks, size, float(data_cfg.val_fraction), seed, num_classes)
+        else:
+            train, val = ImageFolder.splits(data_cfg.root, size, float(data_cfg.val_fraction), seed)
         return train, val, list(train.classes)
     raise ValueError(f"task.data.dataset={dataset!r}: choose 'shapes' or 'folder'.")
+
+
+def masks_mismatch(data_cfg: Any, segmentation: bool) -> str:
+    """Why ``task.data.masks`` does not fit the model ("" when it does): a folder needs masks for a
+    segmentation model, and a classifier has no use for them."""
+    masks = getattr(data_cfg, "masks", None)
+    if data_cfg.dataset != "folder" or segmentation == bool(masks):
+        return ""
+    if segmentation:
+        return ("task.data.masks is not set, and a segmentation model learns from per-pixel labels: with dataset=folder set "
+                "task.data.masks=DIR, a folder of PNG label maps laid out like task.data.root (root/a/x.jpg -> masks/a/x.png; "
+                "see docs/segmentation-training.md), or train a classifier on the folder's class sub-folders.")
+    return (f"task.data.masks = {masks!r} gives label maps, but the model is a classifier (no decode head): drop "
+            f"task.data.masks, or train a segmentation model (e.g. model=segformer_b0).")
 
 
 def shard_indices(

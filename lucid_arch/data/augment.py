@@ -1,4 +1,5 @@
-"""Training augmentation on whole batches, in torch: random resized crop and horizontal flip.
+"""Training augmentation on whole batches, in torch: random resized crop and horizontal flip
+(of images, and of their label maps for segmentation, through the same grid).
 
 Per batch rather than per image in the loader, so it runs wherever the batch is (the GPU
 included), costs one ``grid_sample`` instead of B PIL calls, and is reproducible from a single
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -90,16 +92,50 @@ def random_resized_crop_flip(
 
     Bilinear, ``align_corners=False``: with scale=(1, 1) and no flip it returns the input.
     """
+    return random_resized_crop_flip_pair(images, None, generator, scale, ratio, hflip)[0]
+
+
+def random_resized_crop_flip_pair(
+    images: torch.Tensor,
+    masks: Optional[torch.Tensor],
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.35, 1.0),
+    ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0),
+    hflip: bool = True,
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """:func:`random_resized_crop_flip` of ``images`` and, through the very same sampling grid,
+    of their label maps ``masks`` (B x H x W integers, or None): (images, masks as int64).
+
+    Masks are sampled with ``nearest``: a label is copied, never averaged into another class id,
+    so 255 (ignore) stays 255 and a pixel's label is the one whose pixel the image's bilinear
+    sample is centred on. The random draws are the same with or without masks, so adding masks
+    changes none of the images' crops.
+    """
     if images.dim() != 4:
         raise ValueError(f"random_resized_crop_flip: expected B x C x H x W images, got shape {tuple(images.shape)}.")
     x = to_float(images)
     batch, _, height, width = x.shape
+    if masks is not None and (masks.dim() != 3 or tuple(masks.shape) != (batch, height, width)):
+        raise ValueError(f"random_resized_crop_flip: masks of shape {tuple(masks.shape)} for images of shape "
+                         f"{tuple(images.shape)}; give B x H x W label maps.")
     boxes = crop_boxes(batch, height, width, generator, scale, ratio)
     flip = torch.rand(batch, generator=generator, dtype=torch.float64) < 0.5
     if not hflip:
         flip = torch.zeros_like(flip)
     if batch == 0:
-        return x
+        return x, None if masks is None else masks.long()
+    grid = _crop_grid(boxes, flip, height, width).to(x.device)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).clamp_(0.0, 1.0)
+    if masks is None:
+        return out, None
+    labels = F.grid_sample(masks[:, None].to(torch.float32), grid.to(masks.device), mode="nearest",
+                           padding_mode="border", align_corners=False)  # ids up to 2**24 are exact in float32
+    return out, labels[:, 0].round().long()
+
+
+def _crop_grid(boxes: torch.Tensor, flip: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, H, W, 2) sampling grid of the crops: the grid ``affine_grid`` would build, elementwise."""
+    batch = boxes.shape[0]
     x0, y0, w, h = boxes.unbind(1)
     # affine_grid's theta for this crop: input coordinate = s * output coordinate + t (in [-1, 1]).
     sx = torch.where(flip, -w / width, w / width).to(torch.float32)
@@ -110,6 +146,4 @@ def random_resized_crop_flip(
     base_y = (torch.arange(height, dtype=torch.float32) * 2.0 + 1.0) / height - 1.0
     gx = (sx.view(-1, 1) * base_x + tx.view(-1, 1)).view(batch, 1, width).expand(batch, height, width)
     gy = (sy.view(-1, 1) * base_y + ty.view(-1, 1)).view(batch, height, 1).expand(batch, height, width)
-    grid = torch.stack([gx, gy], dim=-1).to(x.device)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.clamp_(0.0, 1.0)
+    return torch.stack([gx, gy], dim=-1)

@@ -32,7 +32,26 @@ MAX_PIXELS = 1 << 27
 
 
 class DatasetError(ValueError):
-    """An image folder that cannot be used as it is; the message says which path and how to fix it."""
+    """An image folder that cannot be used as it is; the message says which path and how to fix it.
+
+    Raised in a DataLoader worker, it reaches the training process rebuilt by torch from
+    "Caught ... Original Traceback ..." and the whole traceback; the rebuilt error keeps only
+    the original one-paragraph message, which is what the user needs.
+    """
+
+    key = "task.data.root"  # the setting the message is about
+
+    def __init__(self, message: str = ""):
+        super().__init__(_worker_message(message, type(self)))
+
+
+def _worker_message(message: str, cls: type) -> str:
+    """The original message of an error torch re-raises from a DataLoader worker (else ``message``)."""
+    if not (isinstance(message, str) and message.startswith("Caught ") and "\nOriginal Traceback" in message):
+        return message
+    last = message.rstrip().splitlines()[-1]
+    prefix = f"{cls.__module__}.{cls.__qualname__}: "
+    return last[len(prefix):] if last.startswith(prefix) else message
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
@@ -114,7 +133,8 @@ class ImageFolder(Dataset):
 
 
 def collate_skip_bad(batch: Sequence, image_size: int | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack the readable samples of ``batch`` into (uint8 B x 3 x H x W, int64 B), dropping ``None``.
+    """Stack the readable samples of ``batch`` into (uint8 B x 3 x H x W, int64 B), dropping ``None``;
+    samples whose target is a label map (segmentation) give their B x H x W maps stacked instead.
 
     A batch with no readable sample gives B = 0 (the training loop should skip it); its image
     tensor is 0 x 3 x H x W when ``image_size`` is given (``functools.partial``), else 0 x 3 x 0 x 0.
@@ -124,6 +144,8 @@ def collate_skip_bad(batch: Sequence, image_size: int | Sequence[int] | None = N
         height, width = _hw(image_size or 0)
         return torch.empty(0, 3, height, width, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
     images = torch.stack([image for image, _ in good])
+    if isinstance(good[0][1], torch.Tensor) and good[0][1].dim():
+        return images, torch.stack([mask for _, mask in good])
     labels = torch.tensor([int(label) for _, label in good], dtype=torch.int64)
     return images, labels
 
@@ -286,10 +308,12 @@ def _images_under(folder: Path, root: Path, off_limits: set[tuple[int, int]], cl
     Symlinked folders are followed, but never into a folder in ``off_limits`` (the class folders
     and those listed already: a loop, a folder linked twice, another class's images that would
     count twice and under the wrong class), nor into ``root`` or a folder above it (a link to a
-    parent would list every class again). Folders listed are added to ``claimed``.
+    parent would list every class again; ``folder`` may be ``root`` itself: segmentation's flat
+    image folders). Folders listed are added to ``claimed``.
     """
     found: list[tuple[str, Path]] = []
-    off_limits = (off_limits - {_key(folder)}) | {_key(p) for p in (root.resolve(), *root.resolve().parents)}
+    above = {_key(p) for p in (root.resolve(), *root.resolve().parents)} - ({_key(root)} if folder == root else set())
+    off_limits = (off_limits - {_key(folder)}) | above
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         key = _key(Path(dirpath))
         if key in off_limits:

@@ -1,7 +1,7 @@
 """sweep.png: a sweep's jobs as points, styled by what the sweep varies, readable at a glance.
 
-Parameters against GFLOPs; a training sweep plots validation accuracy against GFLOPs, beside
-each job's learning curve. Colour and marker follow what the jobs' overrides vary
+Parameters against GFLOPs; a training sweep plots validation accuracy (segmentation models:
+mIoU) against GFLOPs, beside each job's learning curve. Colour and marker follow what the jobs' overrides vary
 (sweep_styles.py), with a legend for each. A cost axis whose values span a decade or more is
 logarithmic. Points carry their job numbers, placed clear of each other (label_layout.py).
 Failed and missing jobs are not drawn; the title counts and names them.
@@ -27,6 +27,8 @@ MAX_NAMED = 12  # jobs not shown that the title names
 POINT_AREA = 64.0  # scatter marker area, points^2
 LABEL_SIZE = 8
 LABEL_GID = "job-label"  # the gid of every job label, for tests to find them
+# A training sweep's score, the first of these every finished job has: (metric, axis label).
+SCORES = (("val_acc", "validation accuracy (%)"), ("val_miou", "validation mIoU (%)"))
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,14 @@ def _scatter(ax: Any, points: dict[tuple[float, float], list[dict[str, Any]]], e
     return drawn
 
 
-def _curves(ax: Any, done: list[dict[str, Any]], enc: Encoding) -> list[tuple[float, float, str]]:
-    """Each job's validation accuracy per epoch; returns each curve's end and its job label."""
+def score_of(done: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(metric, axis label) a training sweep plots, or None: not every job trained, or they report
+    different scores (a classifier's accuracy and a segmenter's mIoU share no axis)."""
+    return next(((key, label) for key, label in SCORES if done and all(key in r["metrics"] for r in done)), None)
+
+
+def _curves(ax: Any, done: list[dict[str, Any]], enc: Encoding, label: str) -> list[tuple[float, float, str]]:
+    """Each job's validation score per epoch; returns each curve's end and its job label."""
     ends = []
     for r in done:
         if r["curve"]:
@@ -149,7 +157,7 @@ def _curves(ax: Any, done: list[dict[str, Any]], enc: Encoding) -> list[tuple[fl
             colour, marker = enc.style(r)
             ax.plot(epochs, [100 * a for a in acc], color=colour, marker=marker, markersize=4, linewidth=1.5)
             ends.append((float(epochs[-1]), 100 * acc[-1], f"#{r['job']}"))
-    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="learning curves")
+    ax.set(xlabel="epoch", ylabel=label, title="learning curves")
     ax.grid(alpha=0.3)
     ax.margins(x=0.15, y=0.08)  # room for the labels right of the ends
     return ends
@@ -222,7 +230,8 @@ def figure(rows: list[dict[str, Any]], title: str) -> Any:
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
     done = plotted(rows)
-    trained = bool(done) and all("val_acc" in r["metrics"] for r in done)
+    score = score_of(done)
+    trained = score is not None
     enc = encode(done)
     fig = Figure(figsize=(15 if trained else 10, max(5.5, 1.6 + 0.21 * _legend_lines(enc))), dpi=100,
                  layout=ConstrainedLayoutEngine(w_pad=0.1, h_pad=0.1))  # the title and legend inside the figure
@@ -233,22 +242,22 @@ def figure(rows: list[dict[str, Any]], title: str) -> Any:
 
     points: dict[tuple[float, float], list[dict[str, Any]]] = {}
     for r in done:
-        y = 100 * r["metrics"]["val_acc"] if trained else r["metrics"]["params"] / 1e6
+        y = 100 * r["metrics"][score[0]] if trained else r["metrics"]["params"] / 1e6
         points.setdefault((r["metrics"]["gflops"], y), []).append(r)
     markers = _scatter(ax, points, enc)
     ax.grid(alpha=0.3)
     ax.margins(0.12)
     _scale(ax, "x", [x for x, _ in points], "GFLOPs")
-    if trained:  # accuracy stays linear
-        _scale(ax, "y", [], "validation accuracy (%)")
+    if trained:  # accuracy and mIoU stay linear
+        _scale(ax, "y", [], score[1])
     else:
         _scale(ax, "y", [y for _, y in points], "parameters (M)")
     if trained:  # two panels: each says what it shows
-        ax.set_title("validation accuracy vs GFLOPs")
+        ax.set_title(f"{score[1].removesuffix(' (%)')} vs GFLOPs")
     if not done:
         ax.text(0.5, 0.5, "no successful jobs", ha="center", va="center", transform=ax.transAxes)
         ax.set(xticks=[], yticks=[])
-    ends = _curves(curves, done, enc) if curves is not None else []
+    ends = _curves(curves, done, enc, score[1]) if curves is not None else []
     _legend(curves if curves is not None else ax, enc)
 
     # Fix the layout and the limits, then place the labels in the pixels they will have.

@@ -17,7 +17,7 @@ from .objectives import MAXIMIZE, Objectives
 from .pareto import dominates, front
 
 FRONT, DOMINATED = "front", "dominated"
-ACCURACIES = ("val_acc", "best_val_acc")  # compared in percentage points, not relative change
+ACCURACIES = ("val_acc", "best_val_acc", "val_miou", "best_val_miou", "val_pixel_acc")  # compared in percentage points, not relative change
 
 
 def objectives_of_ledger(search: dict[str, Any]) -> Objectives:

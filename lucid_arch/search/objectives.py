@@ -22,6 +22,9 @@ LATENCY = "latency_ms"  # measured in the job when an objective (lucid_arch.sear
 NATURAL = {
     "val_acc": MAXIMIZE,
     "best_val_acc": MAXIMIZE,
+    "val_miou": MAXIMIZE,  # a segmentation model's
+    "best_val_miou": MAXIMIZE,
+    "val_pixel_acc": MAXIMIZE,
     "gflops": MINIMIZE,
     "params": MINIMIZE,
     LATENCY: MINIMIZE,

@@ -15,7 +15,7 @@ Only trials that ran (complete, pruned, failed) count toward ``n_trials``.
 
 Multi-objective studies cannot take intermediate values (Optuna's ``Trial.report`` refuses
 them), so pruning uses a second, single-objective study in the same storage, ``NAME.val_acc``:
-each training job enters its validation accuracy per epoch there, and the pruner compares it
+each training job enters its validation accuracy (a segmentation model: mIoU) per epoch there, and the pruner compares it
 with the curves of the trials before it.
 """
 

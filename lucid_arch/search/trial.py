@@ -43,6 +43,8 @@ def current() -> Optional[TrialLink]:
     return TrialLink(int(number), Path(where)) if at and number.isdigit() else None
 
 
+HEADLINES = ("val_acc", "val_miou")  # what a training reports each epoch: a classifier's, a segmentation model's
+
 class EpochReporter:
     """``fit``'s on_epoch_end in a pruned search: one curve in the pruning study per job."""
 
@@ -64,20 +66,21 @@ class EpochReporter:
 
         from ..training.loop import StopTraining
 
-        acc = record.get("val_acc")
-        if acc is None:
+        name = next((k for k in HEADLINES if record.get(k) is not None), None)  # val_acc, or a segmentation's val_miou
+        if name is None:
             return
-        self.trial.report(float(acc), int(record["epoch"]))
+        score = float(record[name])
+        self.trial.report(score, int(record["epoch"]))
         if self.trial.should_prune():
             self.curves.tell(self.trial, state=TrialState.PRUNED)
             self.done = True
-            raise StopTraining(f"pruned after epoch {record['epoch']} by the {type(self.pruner).__name__}: val_acc "
-                               f"{acc:.4f} was behind the trials before it at that epoch")
+            raise StopTraining(f"pruned after epoch {record['epoch']} by the {type(self.pruner).__name__}: {name} "
+                               f"{score:.4f} was behind the trials before it at that epoch")
 
-    def close(self, final_val_acc: Optional[float]) -> None:
-        """The finished curve, for later trials to be compared with."""
-        if not self.done and final_val_acc is not None:
-            self.curves.tell(self.trial, float(final_val_acc))
+    def close(self, final_score: Optional[float]) -> None:
+        """The finished curve (its last val_acc, or val_miou), for later trials to be compared with."""
+        if not self.done and final_score is not None:
+            self.curves.tell(self.trial, float(final_score))
             self.done = True
 
 

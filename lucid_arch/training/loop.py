@@ -1,5 +1,8 @@
 """The training loop: data -> model -> AdamW steps -> validation, checkpoints and metrics.
 
+One loop for classifiers and segmentation models: what differs (the loss of a batch, the
+running sums and the validation metrics) comes from an objective (objectives.py).
+
 Every source of randomness in step ``s`` (data order, augmentation, drop-path, dropout) is
 seeded from ``(task.seed, s, rank)``, and the learning rate is a function of ``s``. So the
 state a checkpoint must carry is small (weights, optimizer moments, the step, running sums),
@@ -26,7 +29,9 @@ from ..config.geometry import image_hw
 from ..config.train_schema import TrainConfig, plain_image_size
 from ..data.seeds import derive_seed, generator
 from . import checkpoint as ckpt
+from .cross_rank_norm import cross_rank_batch_norms
 from .distributed import Dist, all_reduce_sum, barrier, setup
+from .objectives import best_record, objective_for
 from .optim import lr_at, make_optimizer, set_lr
 from .progress import Progress, Stopwatch
 from .run_lock import RunDirLocked, run_lock
@@ -55,6 +60,11 @@ class TrainResult:
     resumed_from: Optional[str] = None
     notes: list[str] = field(default_factory=list)
     stopped: Optional[str] = None  # why on_epoch_end ended the run early (StopTraining's text)
+    metric: str = "val_acc"  # the headline validation metric: val_acc, or val_miou for a segmentation model
+
+    @property
+    def segmentation(self) -> bool:
+        return self.metric == "val_miou"
 
     @property
     def final(self) -> dict[str, Any]:
@@ -62,7 +72,7 @@ class TrainResult:
 
     @property
     def best(self) -> dict[str, Any]:
-        return max((r for r in self.history if r.get("val_acc") is not None), key=lambda r: r["val_acc"])
+        return best_record(self.history, self.metric)
 
 
 def resolve_precision(setting: str, device: torch.device) -> str:
@@ -105,7 +115,8 @@ def _loader(dataset: Any, order: list[int], batch: int, workers: int) -> Iterato
 
 
 class _Inputs:
-    """uint8 batches -> normalised float inputs, augmented for training with a per-step generator."""
+    """uint8 batches -> normalised float inputs, augmented for training with a per-step generator;
+    label maps (segmentation) go through the same crop and flip as their images."""
 
     def __init__(self, data: Any, device: torch.device):
         self.data, self.device = data, device
@@ -113,40 +124,53 @@ class _Inputs:
         self.std = torch.tensor(data.std).view(1, 3, 1, 1)
 
     def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        from ..data.augment import random_resized_crop_flip, to_float
+        return self.pair(images, None, generator)[0]
 
+    def pair(self, images: torch.Tensor, targets: Optional[torch.Tensor], generator: Optional[torch.Generator] = None
+             ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(inputs, targets) on the device; targets are labels (B) or label maps (B x H x W, as int64)."""
+        from ..data.augment import random_resized_crop_flip_pair, to_float
+
+        masks = targets if targets is not None and targets.dim() == 3 else None
         if generator is not None and self.data.augment:
-            x = random_resized_crop_flip(images, generator, scale=(self.data.min_scale, 1.0), hflip=self.data.hflip)
+            x, masks = random_resized_crop_flip_pair(images, masks, generator, scale=(self.data.min_scale, 1.0), hflip=self.data.hflip)
         else:
             x = to_float(images)
-        return ((x - self.mean) / self.std).to(self.device, non_blocking=True)
+        if targets is not None:
+            targets = (targets if masks is None else masks).long().to(self.device, non_blocking=True)
+        return ((x - self.mean) / self.std).to(self.device, non_blocking=True), targets
 
 
-def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precision: str, batch: int, workers: int = 0) -> tuple[float, float]:
-    """Validation loss (no label smoothing) and top-1 accuracy over the whole set, all ranks together."""
+def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precision: str, batch: int, workers: int = 0,
+             objective: Any = None) -> dict[str, Any]:
+    """The validation metrics over the whole set, all ranks together: val_loss (no label smoothing)
+    and val_acc, or for a segmentation objective val_pixel_acc, val_miou and per-class val_iou."""
+    objective = objective or objective_for(False, 0, 0.0)
     order = list(range(env.rank, len(dataset), env.world_size))  # no padding: every image counted once
-    loss_sum = correct = seen = 0.0
+    counts = objective.eval_zero()
     model.eval()
     with torch.no_grad(), _autocast(precision, env.device):
-        for images, labels in _loader(dataset, order, batch, workers):
-            if not len(labels):
+        for images, targets in _loader(dataset, order, batch, workers):
+            if not len(targets):
                 continue
-            logits = model(inputs(images)).float()
-            labels = labels.to(env.device)
-            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], env)
-    if seen == 0 and len(dataset):
+            x, y = inputs.pair(images, targets)
+            counts += objective.eval_counts(model(x).float(), y)
+    counts = torch.tensor(all_reduce_sum(counts.tolist(), env), dtype=torch.float64)
+    if objective.eval_images(counts) == 0 and len(dataset):
         raise _all_unreadable(dataset, "validation")
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
+    return objective.eval_record(counts)
 
 
 def _all_unreadable(dataset: Any, split: str) -> Exception:
     """A split of which no image could be decoded: an error, not a run that 'succeeds' at chance."""
-    from ..data import DatasetError
+    from ..data import DatasetError, MaskFolder
 
     where = getattr(dataset, "root", "the dataset")
+    if isinstance(dataset, MaskFolder):
+        return DatasetError(f"Every one of the {len(dataset)} image and label-map pairs of the {split} split of {where} was "
+                            f"unusable (each was named on stderr: an unreadable file, or a mask of another size than its "
+                            f"image). Check the files and that PIL decodes them, or point task.data.root and task.data.masks "
+                            f"at the intact set.")
     return DatasetError(f"Every one of the {len(dataset)} images of the {split} split of {where} was unreadable (each was "
                         f"named on stderr). Check the files (truncated copies? another format under an image "
                         f"extension?) and that PIL decodes them, or point task.data.root at the intact set.")
@@ -226,14 +250,21 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     from ..data import build_datasets
 
     if model_cfg.features_only:
-        raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier, "
-                                   "and a backbone has no head; set model.features_only=false (the MiT encoders set it).")], "task=train")
+        raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier or a "
+                                   "segmentation model, and a backbone alone has no head to train; set model.features_only=false "
+                                   "(the MiT encoders set it), or train a whole architecture (e.g. model=segformer_b0).")], "task=train")
+    from ..data import masks_mismatch
+    from ..modeling.spec import is_segmentation
+
+    segmentation = is_segmentation(model_cfg)
+    if masks_mismatch(task.data, segmentation):
+        raise ConfigError([Problem("task.data.masks", masks_mismatch(task.data, segmentation))], "task=train")
     threads = task.threads or launch_env.slurm_cpus_per_task()  # in a SLURM job: the CPUs it was given
     if threads and (task.threads or threads < torch.get_num_threads()):
         torch.set_num_threads(threads)
     env = setup(task.device)
     run_dir = Path(run_dir)
-    train_set, val_set, classes = build_datasets(task.data)
+    train_set, val_set, classes = build_datasets(task.data, segmentation)
     model_cfg = dataclasses.replace(model_cfg, num_classes=len(classes), img_size=plain_image_size(task.data.image_size))
     if task.batch_size % env.world_size:
         raise ConfigError([Problem("task.batch_size", f"task.batch_size = {task.batch_size} does not split evenly over "
@@ -250,11 +281,14 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
 
     torch.manual_seed(task.seed)  # the initial weights
     model = build_model(model_cfg).to(env.device)
+    if env.enabled:  # a decode head's BatchNorm normalises by the whole batch, as in one process
+        cross_rank_batch_norms(model)
     optimizer = make_optimizer(model, task.optimizer)
     config = {"model": dataclasses.asdict(model_cfg), "task": dataclasses.asdict(task)}
     config_yaml = yaml.safe_dump(config, sort_keys=False)
 
-    state: dict[str, Any] = {"step": 0, "history": [], "sums": torch.zeros(3, dtype=torch.float64), "train_seconds": 0.0,
+    objective = objective_for(segmentation, len(classes), task.label_smoothing)
+    state: dict[str, Any] = {"step": 0, "history": [], "sums": objective.zero_sums(torch.device("cpu")), "train_seconds": 0.0,
                              "epoch_seconds": 0.0}
     resumed_from = None
     checkpoint = _claim_run(task, run_dir, env, hold)
@@ -265,9 +299,8 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
 
     net = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) \
         if env.enabled else model
-    criterion = nn.CrossEntropyLoss(label_smoothing=task.label_smoothing)
     inputs = _Inputs(task.data, env.device)
-    progress = Progress(task.progress if env.is_main else "none", task.epochs, steps_per_epoch, task.log_every)
+    progress = Progress(task.progress if env.is_main else "none", task.epochs, steps_per_epoch, task.log_every, objective.acc_label)
     if resumed_from:
         progress.note(f"resuming from {resumed_from} at step {state['step']} of {total_steps}")
 
@@ -279,7 +312,7 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
 
     step = state["step"]
     history: list[dict[str, Any]] = state["history"]
-    sums = state["sums"].to(env.device)  # loss * n, correct, n of the epoch so far (this rank)
+    sums = state["sums"].to(env.device)  # the epoch's running sums so far, this rank (objective.zero_sums)
     clock = Stopwatch(state["train_seconds"])
     epoch_clock = Stopwatch(state["epoch_seconds"])
     stopped = None
@@ -288,58 +321,52 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
             epoch, first = divmod(step, steps_per_epoch)
             progress.start_epoch(epoch, first)
             net.train()
-            for images, labels in batches.epoch(epoch, first):
+            for images, targets in batches.epoch(epoch, first):
                 with clock, epoch_clock:
                     weight = 1.0
-                    if not len(labels):  # every image of this batch was unreadable (reported by path)
+                    if not len(targets):  # every image of this batch was unreadable (reported by path)
                         if not env.enabled:
                             step += 1
                             continue
                         # The other ranks' gradients are all-reduced with ours: join in with a blank image, weighted 0.
                         size = image_hw(model_cfg.img_size)
-                        images, labels, weight = torch.zeros(1, 3, *size, dtype=torch.uint8), torch.zeros(1, dtype=torch.long), 0.0
+                        images, targets, weight = torch.zeros(1, 3, *size, dtype=torch.uint8), objective.blank_target(size), 0.0
                     torch.manual_seed(derive_seed("drop-path", task.seed, step, env.rank))  # and dropout, this step
-                    x = inputs(images, generator("augment", task.seed, step, env.rank))
-                    y = labels.to(env.device, non_blocking=True)
+                    x, y = inputs.pair(images, targets, generator("augment", task.seed, step, env.rank))
                     lr = lr_at(step, total_steps, warmup_steps, task.optimizer.lr, task.schedule.warmup_lr, task.schedule.min_lr)
                     set_lr(optimizer, lr)
                     with _autocast(precision, env.device):
                         logits = net(x)
-                    loss = criterion(logits.float(), y) * weight
+                    loss, batch_sums = objective.train_step(logits, y, weight)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if task.clip_grad_norm is not None:
                         nn.utils.clip_grad_norm_(model.parameters(), task.clip_grad_norm)
                     optimizer.step()
-                    n = len(y) * weight
-                    sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double() * weight,
-                                         torch.tensor(n, dtype=torch.float64, device=env.device)])
+                    sums += batch_sums
                 step += 1
                 in_epoch = step - epoch * steps_per_epoch
                 if progress.mode == "bar" or (progress.mode == "log" and (in_epoch % task.log_every == 0 or in_epoch == steps_per_epoch)):
-                    loss_sum, correct, seen = sums.tolist()
-                    progress.step(epoch, in_epoch, loss_sum / max(seen, 1), correct / max(seen, 1), lr,
-                                  seen * env.world_size / max(epoch_clock.elapsed, 1e-9))
+                    loss_now, acc_now, seen = objective.running(sums.tolist())
+                    progress.step(epoch, in_epoch, loss_now, acc_now, lr, seen * env.world_size / max(epoch_clock.elapsed, 1e-9))
                 if task.checkpoint_every and step % task.checkpoint_every == 0 and in_epoch != steps_per_epoch:
                     state.update(train_seconds=clock.elapsed, epoch_seconds=epoch_clock.elapsed, history=history)
                     save(step)
-            loss_sum, correct, seen = all_reduce_sum(sums.tolist(), env)
+            totals = all_reduce_sum(sums.tolist(), env)
+            seen = objective.running(totals)[2]
             if seen == 0:
                 raise _all_unreadable(train_set, "training")
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "step": step,
                 "lr": lr_at(step - 1, total_steps, warmup_steps, task.optimizer.lr, task.schedule.warmup_lr, task.schedule.min_lr),
-                "train_loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
+                **objective.train_record(totals),
                 "images_per_second": seen / max(epoch_clock.elapsed, 1e-9),
                 "epoch_seconds": epoch_clock.elapsed,
-                "val_loss": None,
-                "val_acc": None,
+                **objective.empty_val(),
             }
             if (epoch + 1) % task.eval_every == 0 or step == total_steps:
-                record["val_loss"], record["val_acc"] = evaluate(model, val_set, inputs, env, precision, 2 * local_batch,
-                                                                task.data.num_workers)
+                record.update(evaluate(model, val_set, inputs, env, precision, 2 * local_batch, task.data.num_workers, objective))
             history.append(record)
             progress.end_epoch(record)
             sums.zero_()
@@ -368,4 +395,5 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
         world_size=env.world_size,
         resumed_from=resumed_from,
         stopped=stopped,
+        metric=objective.metric,
     )

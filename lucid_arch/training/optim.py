@@ -24,8 +24,20 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+DENSE_PARTS = ("neck.", "decode_head.")  # a segmentation model's parts after the encoder
+
+
 def make_optimizer(model: nn.Module, opt: Any) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps)
+    """AdamW over :func:`param_groups`; a segmentation model's neck and decode head get their own
+    groups, whose ``lr_mult`` (``opt.decode_head_lr_mult``) :func:`set_lr` applies."""
+    groups = param_groups(model, opt.weight_decay)
+    mult = float(getattr(opt, "decode_head_lr_mult", 1.0))
+    dense = {id(p) for name, p in model.named_parameters() if name.startswith(DENSE_PARTS)}
+    if dense and mult != 1.0:  # a classifier keeps its two groups
+        groups = [{**g, "params": [p for p in g["params"] if (id(p) in dense) == is_dense], "lr_mult": mult if is_dense else 1.0}
+                  for is_dense in (False, True) for g in groups]
+        groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps)
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, warmup_lr: float, min_lr: float) -> float:
@@ -42,4 +54,4 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, warmup_lr
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)

@@ -19,8 +19,9 @@ def resolve_mode(mode: str) -> str:
 
 
 class Progress:
-    def __init__(self, mode: str, epochs: int, steps_per_epoch: int, log_every: int):
+    def __init__(self, mode: str, epochs: int, steps_per_epoch: int, log_every: int, acc_label: str = "acc"):
         self.mode = resolve_mode(mode)
+        self.acc_label = acc_label  # "pixel acc" for a segmentation model
         self.epochs, self.steps_per_epoch, self.log_every = epochs, steps_per_epoch, log_every
         self._bar = None
         self._task = None
@@ -44,7 +45,7 @@ class Progress:
         self._task = self._bar.add_task("train", total=self.steps_per_epoch, completed=done_steps, stats="")
 
     def step(self, epoch: int, step_in_epoch: int, loss: float, acc: float, lr: float, images_per_second: float) -> None:
-        stats = f"loss {loss:.4f}  acc {acc:6.2%}  lr {lr:.2e}  {images_per_second:,.0f} img/s"
+        stats = f"loss {loss:.4f}  {self.acc_label} {acc:6.2%}  lr {lr:.2e}  {images_per_second:,.0f} img/s"
         if self.mode == "bar" and self._bar is not None:
             self._bar.update(self._task, completed=step_in_epoch, stats=stats)
         elif self.mode == "log" and (step_in_epoch % self.log_every == 0 or step_in_epoch == self.steps_per_epoch):
@@ -56,10 +57,13 @@ class Progress:
             self._bar = None
         if self.mode == "none":
             return
-        line = (f"epoch {record['epoch']}/{self.epochs}: train loss {record['train_loss']:.4f} acc {record['train_acc']:.2%}"
+        train_acc = record["train_acc"] if "train_acc" in record else record["train_pixel_acc"]
+        line = (f"epoch {record['epoch']}/{self.epochs}: train loss {record['train_loss']:.4f} {self.acc_label} {train_acc:.2%}"
                 f"  {record['images_per_second']:,.0f} img/s  {record['epoch_seconds']:.1f} s")
         if record.get("val_acc") is not None:
             line += f"  | val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
+        if record.get("val_miou") is not None:
+            line += f"  | val loss {record['val_loss']:.4f} mIoU {record['val_miou']:.2%} pixel acc {record['val_pixel_acc']:.2%}"
         print(line, file=sys.stderr, flush=True)
 
     def note(self, text: str) -> None:
