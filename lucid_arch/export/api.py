@@ -144,7 +144,7 @@ def export_model(
         if "onnx" in formats:
             say(f"{name}: ONNX opset {opset}")
             start = time.perf_counter()
-            written = onnx_model.write(program, out_dir / f"{name}.onnx", opset, INPUT_NAME, result.output_names, name)
+            written = onnx_model.write(program, shapes, out_dir / f"{name}.onnx", opset, INPUT_NAME, result.output_names, name)
             result.files["onnx"] = written[0]
             result.files.update({"onnx_data": p for p in written[1:2]})
             result.seconds["onnx"] = time.perf_counter() - start

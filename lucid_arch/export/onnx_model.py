@@ -15,11 +15,13 @@ from pathlib import Path
 import torch
 
 from ..extras import require
+from .dynamic import InputShapes
 from .torch_program import ExportFailed, one_paragraph, quiet_exporters
 
 
 def write(
     program: torch.export.ExportedProgram,
+    shapes: InputShapes,
     path: Path,
     opset: int,
     input_name: str,
@@ -28,7 +30,7 @@ def write(
 ) -> list[Path]:
     """Write ``path`` (and its external weights, if any); the files written."""
     require("export", "ONNX export")
-    sample = tuple(program.example_inputs[0]) if program.example_inputs else ()
+    sample = (torch.randn(shapes.sample),)
     try:
         with quiet_exporters():
             onnx_program = torch.onnx.export(
@@ -36,6 +38,7 @@ def write(
                 sample,
                 dynamo=True,
                 opset_version=opset,
+                dynamic_shapes=shapes.dynamic_shapes(),  # again, so the ONNX dims are named batch, height, width (not s0, s1)
                 input_names=[input_name],
                 output_names=list(output_names),
                 optimize=True,  # constant folding, and Gelu / LayerNormalization / Attention as single nodes
