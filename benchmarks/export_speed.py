@@ -14,6 +14,7 @@ the cores from the candidate timed next, and the figures would measure the inter
     python benchmarks/export_speed.py                                       # b0 and b2, batch 1 and 8
     python benchmarks/export_speed.py --models pvt_v2_b0 --batch-sizes 1 --repeats 3
     python benchmarks/export_speed.py --json benchmarks/results/cpu_export_speed.json
+    python benchmarks/export_speed.py --opsets 23 18 --batch-sizes 1 8       # the default opset against 18
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["pvt_v2_b0", "pvt_v2_b2"], help="variant names or YAML paths")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--opsets", type=int, nargs="+", default=[DEFAULT_OPSET], help="one ONNX file per opset, timed side by side")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads, and onnxruntime's intra-op threads")
@@ -61,32 +62,38 @@ def ort_session(path: Path):
 
 def time_model(name: str, args: argparse.Namespace, workdir: Path, say) -> tuple[list[Timing], dict]:
     model = create_model(name).eval().requires_grad_(False)
-    say(f"{name}: exporting (dynamic batch, height, width; opset {args.opset})")
-    result = export_model(model, workdir, formats=["onnx"], opset=args.opset, verify=False)
-    session = ort_session(result.files["onnx"])
-    feed = session.get_inputs()[0].name
+    sessions, exports = {}, {}
+    for opset in args.opsets:
+        say(f"{name}: exporting (dynamic batch, height, width; opset {opset})")
+        result = export_model(model, workdir / str(opset), formats=["onnx"], opset=opset, verify=False)
+        label = "onnxruntime fp32" if len(args.opsets) == 1 else f"onnxruntime fp32 opset {opset}"
+        sessions[label] = ort_session(result.files["onnx"])
+        exports[label] = {"seconds": result.seconds, "opset": opset, "input": result.shapes.describe()}
     fast = prepare_for_inference(copy.deepcopy(model), precision="auto")
     fast_label = f"inference path ({'bf16' if fast.dtype == torch.bfloat16 else 'fp32'})"
     timings: list[Timing] = []
     for batch in args.batch_sizes:
-        x = torch.randn(batch, 3, *result.shapes.size, generator=torch.Generator().manual_seed(batch))
+        x = torch.randn(batch, 3, *model.spec.input_size, generator=torch.Generator().manual_seed(batch))
         xn = x.numpy()
 
         def eager() -> torch.Tensor:
             with torch.no_grad():
                 return model(x)
 
-        candidates = {EAGER: eager, fast_label: lambda: fast(x), "onnxruntime fp32": lambda: torch.from_numpy(session.run(None, {feed: xn})[0])}
+        candidates = {EAGER: eager, fast_label: lambda: fast(x)}
+        for label, session in sessions.items():
+            candidates[label] = lambda session=session: torch.from_numpy(session.run(None, {"image": xn})[0])
         want = eager()
         diffs = {label: max_abs_diff(fn(), want) for label, fn in candidates.items() if label != EAGER}
-        if not diffs["onnxruntime fp32"] <= ATOL:
-            raise OutputMismatch(f"{name} batch {batch}: onnxruntime differs from eager by {diffs['onnxruntime fp32']:.3g} > {ATOL:g}")
+        for label in sessions:
+            if not diffs[label] <= ATOL:
+                raise OutputMismatch(f"{name} batch {batch}: {label} differs from eager by {diffs[label]:.3g} > {ATOL:g}")
         config = f"{name} b{batch}"
         say(f"{config}: {', '.join(candidates)}")
         for t in compare(config, candidates, items=batch, reference=EAGER, warmup=args.warmup, repeats=args.repeats,
                          memory=not args.no_memory):
             timings.append(dataclasses.replace(t, max_abs_diff=diffs.get(t.candidate)))
-    return timings, {"export_seconds": result.seconds, "opset": result.opset, "input": result.shapes.describe()}
+    return timings, exports
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import torch
 from torch import nn
 
 from ..config.export_schema import DIMS, MAX_SIDE
@@ -77,6 +78,10 @@ class InputShapes:
     @property
     def size(self) -> tuple[int, int]:
         return self.sample[2], self.sample[3]
+
+    def example(self) -> torch.Tensor:
+        """A traced input of the sample's shape; its values do not matter, and the global RNG is left alone."""
+        return torch.randn(self.sample, generator=torch.Generator().manual_seed(0))
 
     def dynamic_shapes(self) -> Optional[tuple[dict[int, Any]]]:
         """torch.export's ``dynamic_shapes`` for the one positional input; None when every size is fixed."""

@@ -1,8 +1,8 @@
 """The ONNX step: the traced program through torch.onnx's dynamo exporter into MODEL.onnx; onnxruntime runs it back.
 
-The ExportedProgram from the torch.export step is handed over as is, so the model is traced
-once and both files hold the same graph (and its dynamic dimensions, named batch, height,
-width in the ONNX input). Opset: :data:`lucid_arch.config.export_schema.DEFAULT_OPSET`, whose
+The ExportedProgram from the torch.export step is handed over as is (torch.onnx only lowers it
+to its own operator set), so torch.export runs once and both files come from the same trace,
+with the same dynamic dimensions, named batch, height and width in the ONNX input. Opset: :data:`lucid_arch.config.export_schema.DEFAULT_OPSET`, whose
 comment says why. Weights over 2 GB go to a side file beside MODEL.onnx, which is then
 listed among the outputs.
 """
@@ -30,12 +30,11 @@ def write(
 ) -> list[Path]:
     """Write ``path`` (and its external weights, if any); the files written."""
     require("export", "ONNX export")
-    sample = (torch.randn(shapes.sample),)
     try:
         with quiet_exporters():
             onnx_program = torch.onnx.export(
                 program,
-                sample,
+                (shapes.example(),),  # unused with a program, but the signature wants it
                 dynamo=True,
                 opset_version=opset,
                 dynamic_shapes=shapes.dynamic_shapes(),  # again, so the ONNX dims are named batch, height, width (not s0, s1)

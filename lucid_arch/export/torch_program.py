@@ -9,6 +9,7 @@ ATen training IR): AOTInductor, ExecuTorch and torch.onnx each lower it further 
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,11 +27,20 @@ class ExportFailed(RuntimeError):
     """An exporter could not handle the model; the message says which and what to change."""
 
 
+_BOILERPLATE = ("For more information", "The error above occurred", "draft_export")
+_SUGGESTION = re.compile(r"^\s*(\w+) = Dim\('\w+', (.*)\)\s*$")
+
+
 def one_paragraph(error: BaseException, limit: int = 700) -> str:
     """An exporter's (multi-line, often long) message folded into one bounded paragraph."""
-    lines = [line.strip(" -") for line in str(error).splitlines() if line.strip() and "For more information" not in line]
+    lines = [line.strip(" -") for line in str(error).splitlines() if line.strip() and not any(b in line for b in _BOILERPLATE)]
     text = "; ".join(lines) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def suggested_ranges(error: BaseException) -> list[str]:
+    """torch.export's "Suggested fixes" for a range it cannot keep, as 'width: min=61, max=4096'."""
+    return [f"{m.group(1)}: {m.group(2)}" for m in map(_SUGGESTION.match, str(error).splitlines()) if m]
 
 
 @contextlib.contextmanager
@@ -54,11 +64,16 @@ def quiet_exporters() -> Iterator[None]:
 
 def trace(model: nn.Module, shapes: InputShapes, name: str) -> torch.export.ExportedProgram:
     """``model`` (in eval mode) as an ExportedProgram taking one (B, C, H, W) float32 batch of ``shapes``."""
-    sample = torch.randn(shapes.sample)
     try:
         with quiet_exporters():
-            return torch.export.export(model, (sample,), dynamic_shapes=shapes.dynamic_shapes(), strict=False)
+            return torch.export.export(model, (shapes.example(),), dynamic_shapes=shapes.dynamic_shapes(), strict=False)
     except Exception as error:
+        suggested = suggested_ranges(error)
+        if suggested:  # the range reaches sizes where the model's code would take another path
+            raise ExportFailed(
+                f"torch.export cannot keep {name} dynamic over {shapes.text()}: it holds only for {'; '.join(suggested)}. "
+                f"Leave task.min_side null (the model's smallest side) or raise it, or fix the size (task.dynamic)."
+            ) from error
         fix = ("fixed sizes (task.dynamic=[]) or a narrower range (task.min_side, task.max_side) may trace where this range does not"
                if shapes.ranges else "the model must run with torch.export's fake tensors (no data-dependent shapes)")
         raise ExportFailed(f"torch.export could not trace {name} ({shapes.text()}): {one_paragraph(error)}; {fix}.") from error
