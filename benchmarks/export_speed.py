@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, {env['threads']} threads, {env['cpu']}; medians of "
           f"{args.repeats} alternating rounds; speedup = eager fp32 median / the candidate's")
     if args.json:
-        write_json(args.json, {"environment": env, "settings": vars(args), "exports": exports, "timings": timings})
+        settings = {k: v for k, v in vars(args).items() if k != "json"}  # no machine paths in results
+        write_json(args.json, {"environment": env, "settings": settings, "exports": exports, "timings": timings})
         say(f"wrote {args.json}")
     return 0
 
