@@ -23,6 +23,7 @@ _EXPORTS = {
     "load_pretrained": "lucid_arch.weights",
     "PyramidVisionTransformer": "lucid_arch.modeling.model",
     "analyze": "lucid_arch.perf.analysis",
+    "export_model": "lucid_arch.export",
 }
 
 __all__ = sorted(_EXPORTS) + ["models"]

@@ -1,7 +1,7 @@
 """What the app offers as choices: the options ``--help`` lists, in completion, ``--info`` and globs.
 
 Config files whose name starts with ``_`` are internal: family bases (``model/_pvt_v2``), the
-typed schemas Hydra's ConfigStore holds (``model/_schema``, ``task/_train_schema``). They stay
+typed schemas Hydra's ConfigStore holds (``model/_schema``, ``task/_train_schema``, ``task/_export_schema``). They stay
 usable as parents, but completing ``task=_train_schema`` would start a ten-epoch training and
 ``model=glob(*)`` would sweep bases that cannot build. Hydra lists every config of a group in
 those places through one method of its config loader, which :func:`public_options` filters for

@@ -25,9 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from ..training import launch_env
 from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
+from ..extras import MissingExtra
 from ..search import trial as search_trial
 
-TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark", "train": "lucid_arch.cli.train"}
+TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark", "train": "lucid_arch.cli.train",
+         "export": "lucid_arch.cli.export"}
 FORMATS = ("auto", "rich", "text", "json")
 SUMMARY_FILE = "summary.json"
 EXIT_USAGE = 2  # an invalid config or override, like argparse
@@ -108,12 +110,14 @@ def explain(error: BaseException) -> tuple[str, int]:
     """The one paragraph a user sees for a failed job, and the exit status."""
     if isinstance(error, ConfigError):
         return f"{error} Run `lucid-arch --help` for the options.", EXIT_USAGE
+    if isinstance(error, MissingExtra):  # already the one sentence that names the pip command
+        return str(error), EXIT_FAILED
     return f"the job failed: {type(error).__name__}: {error} (set HYDRA_FULL_ERROR=1 for the traceback).", EXIT_FAILED
 
 
 def job_error(error: BaseException) -> str:
     """The error a failed job's row shows: the config's problems, or the exception in one line."""
-    if isinstance(error, ConfigError):
+    if isinstance(error, (ConfigError, MissingExtra)):
         return str(error)
     text = f"{type(error).__name__}: {error}"
     if type(error).__name__ == "UncompletedJobError":  # submitit's, raised by its signal handler
@@ -145,6 +149,8 @@ def run_job(cfg: DictConfig) -> None:
         record.update(result, status=result.get("status", "ok"))  # a task may say "pruned" (a search stopped it)
     except Exception as error:
         message, status = explain(error)
+        # What the task did before failing (files written, checks run), if it says: a failed export still names its files.
+        record.update(getattr(error, "record", None) or {})
         record.update(status="failed", error=job_error(error))
         if not isinstance(error, ConfigError):
             record["traceback"] = traceback.format_exc()

@@ -54,19 +54,21 @@ def unparsable(override: str, model_names: Sequence[str], task_names: Sequence[s
 
 @functools.lru_cache(maxsize=1)
 def task_keys(task_dir: str) -> dict[str, frozenset[str]]:
-    """Task name -> its dotted settings (``epochs``, ``data.image_size``), from conf/task and the train schema."""
+    """Task name -> its dotted settings (``epochs``, ``data.image_size``), from conf/task and the task schemas."""
     import yaml
 
-    from .train_schema import field_help
+    from .export_schema import field_help as export_help
+    from .train_schema import field_help as train_help
 
+    schemas = {"train": train_help, "export": export_help}  # tasks typed by a schema: every key, nested ones too
     out: dict[str, frozenset[str]] = {}
     for path in sorted(Path(task_dir).glob("*.yaml")):
         if path.stem.startswith("_"):
             continue
         content = yaml.safe_load(path.read_text()) or {}
         keys = {k for k in content if k != "defaults"}
-        if path.stem == "train":
-            keys |= set(field_help())
+        if path.stem in schemas:
+            keys |= set(schemas[path.stem]())
         out[path.stem] = frozenset(keys)
     return out
 

@@ -6,18 +6,21 @@ training schema reuses the model layer's problem reporting, which reads the mode
 
 from __future__ import annotations
 
+from .export_schema import ExportConfig
 from .schema import ModelConfig
 from .train_schema import TrainConfig
 
 
 def register_configs() -> None:
-    """Register ``model/_schema`` and ``task/_train_schema`` (idempotent).
+    """Register ``model/_schema``, ``task/_train_schema`` and ``task/_export_schema`` (idempotent).
 
-    The family bases start their defaults list with ``_schema`` and the train task with
-    ``_train_schema``, so every variant and task file is merged onto its typed dataclass.
+    The family bases start their defaults list with ``_schema``, the train task with
+    ``_train_schema`` and the export task with ``_export_schema``, so every variant and task
+    file is merged onto its typed dataclass.
     """
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     store.store(group="model", name="_schema", node=ModelConfig)
     store.store(group="task", name="_train_schema", node=TrainConfig)
+    store.store(group="task", name="_export_schema", node=ExportConfig)

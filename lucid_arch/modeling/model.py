@@ -19,6 +19,7 @@ from ..config.geometry import size_text
 from .features import FeatureInfo
 from .layers import Block, Mlp, PatchEmbed, SpatialReductionAttention, Stage
 from .layers.attention import tokens_to_map
+from .layers.shapes import concrete
 from .lucid_args import lucid_call
 from .registry import ACTIVATIONS, POOLS
 from .spec import ModelSpec, StageSpec
@@ -176,6 +177,8 @@ class PyramidVisionTransformer(nn.Module):
         return maps, tokens
 
     def _check_map_size(self, i: int, h: int, w: int) -> None:
+        if not concrete(h, w):  # traced by torch.export: the dynamic range's minimum (lucid_arch.export.dynamic) holds it
+            return
         spec = self.spec.stages[i]
         if not spec.linear and spec.sr_ratio > min(h, w):
             raise ValueError(

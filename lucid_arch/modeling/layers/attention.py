@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .shapes import adaptive_avg_pool2d, concrete
+
 LINEAR_POOL_SIZE = 7
 
 
@@ -72,7 +74,9 @@ class SpatialReductionAttention(nn.Module):
             return x
         grid = tokens_to_map(x, h, w)
         if self.pool is not None:
-            return self.act(self.norm(map_to_tokens(self.sr(self.pool(grid)))))
+            # Traced with symbolic h, w (torch.export), the pool is written as averaging matrices: see layers/shapes.py.
+            pooled = self.pool(grid) if concrete(h, w) else adaptive_avg_pool2d(grid, LINEAR_POOL_SIZE)
+            return self.act(self.norm(map_to_tokens(self.sr(pooled))))
         return self.norm(map_to_tokens(self.sr(grid)))
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:

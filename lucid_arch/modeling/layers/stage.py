@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import tokens_to_map
+from .shapes import concrete
 
 
 class Stage(nn.Module):
@@ -40,9 +41,14 @@ class Stage(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=eps) if norm else nn.Identity()
 
     def position_embedding(self, h: int, w: int) -> torch.Tensor:
-        """The table for an (h, w) map: patch rows resized bilinearly, prefix rows kept, as upstream."""
+        """The table for an (h, w) map: patch rows resized bilinearly, prefix rows kept, as upstream.
+
+        At the table's own size it is used as is; with symbolic sizes (torch.export) the size is
+        unknown, so it is always resized, which at the table's own size gives it back exactly
+        (bilinear, align_corners=False, scale 1 samples every row and column at its centre).
+        """
         assert self.pos_embed is not None and self.pos_embed_grid is not None
-        if (h, w) == self.pos_embed_grid:
+        if concrete(h, w) and (h, w) == self.pos_embed_grid:
             return self.pos_embed
         p = self.num_prefix_tokens
         prefix, table = self.pos_embed[:, :p], self.pos_embed[:, p:]

@@ -1,0 +1,88 @@
+"""The ``export`` task: lucid_arch.export_model for the job's model, reported as the app's job.
+
+This module maps ``task.*`` (typed by lucid_arch/config/export_schema.py) onto export_model,
+turns its setting errors into the app's one-paragraph config errors (naming ``task.KEY``),
+prints progress on stderr and the checks as a table, and returns what summary.json keeps:
+the files written (names relative to the job's directory), the dynamic ranges, every check,
+and as sweep columns the parameters, GFLOPs and each runtime's largest difference.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import ConfigError, ModelConfig, Problem
+from ..config.export_schema import check_export
+from ..extras import require
+from ..report.tables import Table, emit, show
+from .jobs import Job
+
+
+def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
+    task = OmegaConf.to_object(cfg.task)
+    check_export(task)
+    if "onnx" in task.formats:
+        require("export", "task=export with task.formats including onnx")  # before the model is built
+    import torch
+
+    from ..export import ExportSettingError, VerificationError, export_model
+    from ..export.api import settings_from_task
+    from ..modeling.builder import build_model
+    from ..perf.analysis import analyze
+    from ..weights import CheckpointError
+
+    if task.threads:
+        torch.set_num_threads(task.threads)
+    try:
+        model = build_model(model_cfg)
+    except (CheckpointError, FileNotFoundError) as error:
+        raise ConfigError([Problem("model.pretrained", str(error))], model_cfg.name) from error
+    report = analyze(model_cfg)
+    cost = {"params": report.params, "gflops": round(report.gflops, 4)}
+    progress = (lambda line: None) if job.format == "json" else (lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        result = export_model(model, job.output_dir, progress=progress, **settings_from_task(task))
+    except ExportSettingError as error:
+        raise ConfigError([Problem(f"task.{error.key}", f"task.{error.key}: {error}")], model_cfg.name) from error
+    except VerificationError as error:
+        error.record = _record(error.result, cost)  # summary.json names the files and the checks that failed
+        raise
+    record = _record(result, cost)
+    _show(result, record, job)
+    return record
+
+
+def _record(result: Any, cost: dict[str, Any]) -> dict[str, Any]:
+    metrics = dict(cost)
+    for runtime in ("onnxruntime", "torch"):
+        diff = result.max_abs_diff(runtime)
+        if diff is not None:
+            metrics[f"{runtime} max|diff|"] = float(f"{diff:.3g}")
+    metrics["export s"] = round(sum(result.seconds.values()), 1)
+    return {"metrics": metrics, "export": result.to_dict()}
+
+
+def _show(result: Any, record: dict[str, Any], job: Job) -> None:
+    files = ", ".join(p.name for p in result.files.values())
+    headline = f"{result.name}: {files}" + (f" (ONNX opset {result.opset})" if result.opset else "") + f"; {result.shapes.text()}"
+    if job.format == "json":
+        emit(json.dumps(record, indent=2))
+        return
+    if job.multirun and job.format == "auto":
+        worst = max((c.max_abs_diff for c in result.checks), default=None)
+        checked = f", {len(result.checks)} checks, max |diff| {worst:.2e}" if worst is not None else ", not checked"
+        emit(f"job {job.num} {' '.join(job.overrides)}: {headline}{checked}")
+        return
+    table = Table(
+        title=headline,
+        columns=["runtime", "file", "input", "max |diff|", "result"],
+        rows=[[c.runtime, c.file, c.input, f"{c.max_abs_diff:.2e}", "ok" if c.ok else f"> {c.atol:g}"] for c in result.checks],
+        right=frozenset({3}),
+        notes=[("written to", str(job.output_dir)), ("atol", f"{result.checks[0].atol:g} (fp32), against eager PyTorch")]
+        if result.checks else [("written to", str(job.output_dir)), ("checks", "none (task.verify=false)")],
+    )
+    show(table, job.format)

@@ -1,0 +1,169 @@
+"""export_model: a model (or any config that builds one) -> MODEL.pt2 and MODEL.onnx, checked against eager PyTorch.
+
+The steps live in their own modules (dynamic: the input ranges; torch_program: torch.export;
+onnx_model: torch.onnx; verify: the checks); this one orders them and keeps the record. It
+works for any ``nn.Module`` whose forward takes one image batch and returns a tensor or a
+list/tuple of tensors: a classifier, a ``features_only`` backbone, or a wrapper holding a PVT
+(a segmentation model), whose smallest input is read from the PVT inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+
+from ..config.export_schema import DEFAULT_ATOL, DEFAULT_OPSET, DIMS, FORMATS, ExportConfig, check_export, image_size
+from ..config.geometry import image_hw, size_text
+from ..extras import require
+from ..modeling.model import PyramidVisionTransformer
+from . import onnx_model, torch_program
+from .dynamic import ExportSettingError, InputShapes, find_spec, input_shapes
+from .verify import Check, check_shapes, failure, flat_outputs, run_checks
+
+INPUT_NAME = "image"
+
+
+@dataclass
+class ExportResult:
+    """What was written and how it was checked. ``files``: format -> path ('onnx_data' for external ONNX weights)."""
+
+    name: str
+    output_dir: Path
+    files: dict[str, Path]
+    shapes: InputShapes
+    opset: Optional[int]
+    input_name: str
+    output_names: list[str]
+    checks: list[Check] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def max_abs_diff(self, runtime: str) -> Optional[float]:
+        diffs = [c.max_abs_diff for c in self.checks if c.runtime == runtime]
+        return max(diffs) if diffs else None
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For summary.json: file names relative to the output directory (no machine paths)."""
+        return {
+            "files": {fmt: path.name for fmt, path in self.files.items()},
+            "opset": self.opset,
+            "input": {"name": self.input_name, **self.shapes.describe()},
+            "outputs": self.output_names,
+            "traced_input": list(self.shapes.sample),
+            "checks": [c.to_dict() for c in self.checks],
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+        }
+
+
+def _output_names(model: nn.Module, outputs: Sequence[torch.Tensor]) -> list[str]:
+    """'logits' or 'stageN' for a PVT's outputs; 'output' / 'outputN' for any other model's."""
+    if isinstance(model, PyramidVisionTransformer):
+        return ["logits"] if model.spec.out_indices is None else [f"stage{i}" for i in model.spec.out_indices]
+    return ["output"] if len(outputs) == 1 else [f"output{i}" for i in range(len(outputs))]
+
+
+def _as_module(model: Any) -> nn.Module:
+    if isinstance(model, nn.Module):
+        return model
+    from ..modeling.builder import build_model, create_model
+
+    return create_model(model) if isinstance(model, str) else build_model(model)
+
+
+def export_model(
+    model: Union[nn.Module, str, Mapping[str, Any], Any],
+    output_dir: Union[str, Path] = ".",
+    *,
+    formats: Sequence[str] = FORMATS,
+    dynamic: Sequence[str] = DIMS,
+    opset: int = DEFAULT_OPSET,
+    batch_size: int = 1,
+    min_side: Optional[int] = None,
+    max_side: int = 4096,
+    verify: bool = True,
+    verify_sizes: Optional[Sequence[Any]] = None,
+    atol: float = DEFAULT_ATOL,
+    img_size: Any = None,
+    in_channels: Optional[int] = None,
+    name: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> ExportResult:
+    """Export ``model`` to ``output_dir``/NAME.pt2 and NAME.onnx, then check both against eager PyTorch.
+
+    ``model``: an ``nn.Module``, a variant name or YAML path, or a config (dict, ModelConfig,
+    composed Hydra config; its ``pretrained`` weights are loaded). The settings are
+    ``task=export``'s (lucid_arch/config/export_schema.py documents each); ``img_size`` (the
+    traced size, default the model's own), ``in_channels`` and ``name`` matter only for
+    models that hold no PVT. Raises :class:`~lucid_arch.export.verify.VerificationError`
+    (files kept, ``error.result`` set) when a check differs by more than ``atol``,
+    :class:`~lucid_arch.extras.MissingExtra` when ONNX is asked for without ``lucid-arch[export]``.
+    """
+    say = progress or (lambda line: None)
+    settings = ExportConfig(formats=list(formats), dynamic=list(dynamic), batch_size=batch_size, min_side=min_side,
+                            max_side=max_side, opset=opset, verify=verify, atol=atol,
+                            verify_sizes=None if verify_sizes is None else list(verify_sizes))
+    check_export(settings)
+    if "onnx" in formats:
+        require("export", "ONNX export")  # before minutes of tracing, not after
+    module = _as_module(model)
+    spec = find_spec(module)
+    if img_size is None and spec is None:
+        raise ExportSettingError("img_size", "this model holds no PyramidVisionTransformer: give img_size, the size to trace it at.")
+    hw = image_hw(img_size) if img_size is not None else spec.input_size
+    name = name or (spec.name if spec is not None else type(module).__name__.lower())
+    channels = in_channels or (spec.in_channels if spec is not None else 3)
+    shapes = input_shapes(module, hw, channels, tuple(dynamic), batch_size, min_side, max_side)
+    sizes = None if verify_sizes is None else [image_size(v) for v in verify_sizes]
+    targets = check_shapes(shapes, sizes) if verify else []  # a bad size is refused before any export
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            outputs = flat_outputs(module(torch.zeros(shapes.sample)))
+        result = ExportResult(name, out_dir, {}, shapes, opset if "onnx" in formats else None, INPUT_NAME, _output_names(module, outputs))
+        say(f"{name}: torch.export at {size_text(shapes.sample)} ({shapes.text()})")
+        start = time.perf_counter()
+        program = torch_program.trace(module, shapes, name)
+        result.seconds["torch.export"] = time.perf_counter() - start
+        if "pt2" in formats:
+            result.files["pt2"] = torch_program.save(program, out_dir / f"{name}.pt2")
+            say(f"{name}: wrote {result.files['pt2'].name} ({time.perf_counter() - start:.1f} s)")
+        if "onnx" in formats:
+            say(f"{name}: ONNX opset {opset}")
+            start = time.perf_counter()
+            written = onnx_model.write(program, shapes, out_dir / f"{name}.onnx", opset, INPUT_NAME, result.output_names, name)
+            result.files["onnx"] = written[0]
+            result.files.update({"onnx_data": p for p in written[1:2]})
+            result.seconds["onnx"] = time.perf_counter() - start
+            say(f"{name}: wrote {', '.join(p.name for p in written)} ({result.seconds['onnx']:.1f} s)")
+        if targets:
+            say(f"{name}: checking against eager PyTorch at {', '.join(size_text(s) for s in targets)}")
+            start = time.perf_counter()
+            checked = {fmt: result.files[fmt] for fmt in ("onnx", "pt2") if fmt in result.files}
+            result.checks = run_checks(module, checked, targets, atol, progress=say)
+            result.seconds["verify"] = time.perf_counter() - start
+            error = failure(result.checks, out_dir)
+            if error is not None:
+                error.result = result
+                raise error
+        return result
+    finally:
+        module.train(was_training)
+
+
+def settings_from_task(task: ExportConfig) -> dict[str, Any]:
+    """``task=export``'s settings as :func:`export_model`'s keyword arguments (named alike)."""
+    return {k: v for k, v in dataclasses.asdict(task).items() if k not in ("name", "threads")}
