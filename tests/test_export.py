@@ -133,6 +133,29 @@ def test_a_features_only_backbone_exports_through_the_app(capsys):
     assert re.search(r"onnxruntime\s+mit_b0\.onnx\s+1x3x61x80\s+\S+\s+ok", out)  # the table: the non-square check
 
 
+def test_segmentation_models_export_their_logits_with_dynamic_sizes(capsys, tmp_path):
+    """SegFormer (a MiT encoder and the all-MLP head) through the app, and Semantic FPN on a PVT v1 encoder
+    whose tables stay at their pretraining size: logits (B, K, H/4, W/4) at every checked size."""
+    argv = ["task=export", "model=segformer_b0", "model.embed_dims=[16,32]", "model.depths=[1,1]", "model.num_heads=[1,2]",
+            "model.mlp_ratios=[4,4]", "model.sr_ratios=[2,1]", "model.img_size=64", "model.num_classes=5",
+            "model.decode_head.channels=8"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    export = json.loads(only(list(Path.cwd().glob("outputs/*/*/summary.json"))).read_text())["export"]
+    assert export["outputs"] == ["logits"] and len(export["checks"]) == 6 and all(c["ok"] for c in export["checks"])
+
+    model = lucid_arch.create_model("fpn_pvt_tiny", img_size=96, pretrain_img_size=64, sr_ratios=[8, 1], num_classes=5,
+                                    neck={"channels": 8}, decode_head={"channels": 8}, **TWO_STAGES)
+    result = export_model(model, tmp_path / "fpn")
+    assert all(c.ok for c in result.checks) and {c.shape[2:] for c in result.checks} == {(96, 96), (72, 120), (64, 64)}
+    x = torch.randn(1, 3, 72, 120)
+    with torch.no_grad():
+        eager = model.eval()(x)
+    (onnx_logits,) = run_onnx(result.files["onnx"], x)
+    assert onnx_logits.shape == eager.shape == (1, 5, 18, 30)
+    torch.testing.assert_close(onnx_logits, eager, atol=1e-4, rtol=0)
+
+
 # -------------------------------------------------------------------------------- the app
 
 

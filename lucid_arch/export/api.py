@@ -23,6 +23,7 @@ from ..config.export_schema import DEFAULT_ATOL, DEFAULT_OPSET, DIMS, FORMATS, E
 from ..config.geometry import image_hw, size_text
 from ..extras import require
 from ..modeling.model import PyramidVisionTransformer
+from ..modeling.segmentation import SegmentationModel
 from . import onnx_model, torch_program
 from .dynamic import ExportSettingError, InputShapes, find_spec, input_shapes
 from .verify import Check, check_shapes, failure, flat_outputs, run_checks
@@ -69,6 +70,8 @@ def _output_names(model: nn.Module, outputs: Sequence[torch.Tensor]) -> list[str
     """'logits' or 'stageN' for a PVT's outputs; 'output' / 'outputN' for any other model's."""
     if isinstance(model, PyramidVisionTransformer):
         return ["logits"] if model.spec.out_indices is None else [f"stage{i}" for i in model.spec.out_indices]
+    if isinstance(model, SegmentationModel):
+        return ["logits"]  # (B, classes, H/4, W/4)
     return ["output"] if len(outputs) == 1 else [f"output{i}" for i in range(len(outputs))]
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers.conv_norm_act import init_classifier
+from .layers.shapes import concrete
 from .lucid_args import lucid_call
 from .model import PyramidVisionTransformer
 from .registry import DECODE_HEADS, NECKS
@@ -54,7 +55,13 @@ class SegmentationModel(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's maps, every stage."""
-        return self.backbone(x)
+        maps = self.backbone(x)
+        if not concrete(*x.shape[2:]):
+            # Traced with symbolic sizes (torch.export): the maps are channels-last views of the token
+            # sequences, whose symbolic strides give the heads guards torch.export cannot prove for PVT v1's
+            # maps (1 % (C * (W // 4)) != 0); contiguous maps have none. Eager keeps the views (no copy).
+            maps = [m.contiguous() for m in maps]
+        return maps
 
     def forward_head(self, maps: list[torch.Tensor]) -> torch.Tensor:
         """Neck (if any) and decode head over the encoder's maps: logits at the first map's stride."""
