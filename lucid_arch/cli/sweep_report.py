@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from .jobs import SUMMARY_FILE
 from .sweep_ledger import job_dirs, read_ledger
-from ..report.tables import Table, to_markdown
+from ..report.tables import Table, cell, to_markdown
 
 FIXED_COLUMNS = ("job", "overrides", "model", "status")
 NOT_FAILED = ("ok", "pruned", "rejected")  # a pruned or rejected search candidate is the search working, not a failure
@@ -142,14 +142,6 @@ def metric_names(rows: list[dict[str, Any]]) -> list[str]:
     return names
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.5g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
-
-
 def _search_columns(rows: list[dict[str, Any]]) -> list[str]:
     return ["trial", "place"] if any("trial" in r for r in rows) else []
 
@@ -188,7 +180,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         columns=[*FIXED_COLUMNS, *search, *metrics, "error"],
         rows=[[str(r["job"]), f"`{_varying(r, common)}`" if _varying(r, common) else "", r["model"], r["status"],
                *(str(r.get(c, "")) + (" (baseline)" if c == "trial" and r.get("baseline") else "") for c in search),
-               *(_cell(r["metrics"].get(m)) for m in metrics), r["error"].replace("\n", " ")] for r in rows],
+               *(cell(r["metrics"].get(m)) for m in metrics), r["error"].replace("\n", " ")] for r in rows],
         right=frozenset(range(len(FIXED_COLUMNS) + len(search), len(FIXED_COLUMNS) + len(search) + len(metrics))),
         notes=[("every job", f"`{' '.join(common)}`")] if common else [],
     )

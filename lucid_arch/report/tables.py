@@ -8,7 +8,7 @@ Torch-free; rich is imported only to print.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 
 @dataclass
@@ -19,6 +19,15 @@ class Table:
     right: frozenset[int] = frozenset()  # indexes of right-aligned (numeric) columns
     totals: list[Sequence[str]] = field(default_factory=list)  # rows below a rule
     notes: list[tuple[str, str]] = field(default_factory=list)  # "label: text" lines after the table
+
+
+def cell(value: Any, digits: int = 5) -> str:
+    """A metric as a table shows it: floats to ``digits`` significant figures, ints with thousands separators."""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
 
 
 def to_text(table: Table) -> str:

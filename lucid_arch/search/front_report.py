@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 from typing import Any, Optional
 
-from ..report.tables import Table, to_markdown
+from ..report.tables import Table, cell, to_markdown
 from .objectives import MAXIMIZE, Objectives
 from .pareto import dominates, front
 
@@ -46,11 +46,7 @@ def place(rows: list[dict[str, Any]], objectives: Objectives) -> list[dict[str, 
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
+    return cell(value, digits=4)
 
 
 def _front_rows(rows: list[dict[str, Any]], objectives: Objectives) -> list[dict[str, Any]]:
