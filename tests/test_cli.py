@@ -416,3 +416,15 @@ def test_sweep_report_keeps_jobs_that_crashed_or_were_killed(tmp_path):
         table = list(csv.DictReader(f))
     assert [r["params"] for r in table] == ["5", "", "", ""] and table[2]["overrides"] == "model=pvt_v2_b2"
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_summary_json_is_standard_json_whatever_the_figures(tmp_path):
+    """A NaN or infinite figure (a failed export check, a diverged loss) is written as null, not Python's NaN."""
+    import math
+
+    from lucid_arch.cli.jobs import write_json
+
+    write_json(tmp_path / "summary.json", {"metrics": {"loss": math.nan, "ok": 1.5}, "checks": [{"max_abs_diff": math.inf}]})
+    text = (tmp_path / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"metrics": {"loss": None, "ok": 1.5}, "checks": [{"max_abs_diff": None}]}

@@ -234,6 +234,17 @@ def test_a_training_trial_is_pruned_per_epoch_and_says_so(capsys):
     assert [t.state.name for t in study_of(Path("p"), "search.val_acc").trials] == ["PRUNED", "PRUNED"]
 
 
+def test_a_training_that_ran_every_epoch_is_complete_whatever_the_pruner_says(capsys):
+    """After the last epoch there is nothing left to stop: the trial is complete and on the front, not pruned."""
+    code, _, err = run_main([*SEARCH, *TINY_TRAIN, "task.epochs=1", "model.depths=choice([1,1,1,1])", "hydra.sweeper.n_trials=1",
+                             "hydra.sweeper.n_jobs=1", "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 1.01}",
+                             "hydra.sweep.dir=q"], capsys)
+    assert code == 0, err
+    assert [r["status"] for r in table(Path("q/sweep.csv"))] == ["ok"]
+    assert [t.state.name for t in study_of(Path("q")).trials] == ["COMPLETE"]
+    assert [t.state.name for t in study_of(Path("q"), "search.val_acc").trials] == ["COMPLETE"]  # its curve, for later trials
+
+
 def test_trials_run_in_parallel_under_joblib_with_measured_latency(capsys):
     code, _, err = run_main([*SEARCH, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.img_size=64",
                              "model.depths=choice([1,1,1,1],[2,2,2,2])", "search.objectives=[latency_ms,params]",
@@ -250,9 +261,11 @@ def test_trials_run_in_parallel_under_joblib_with_measured_latency(capsys):
     assert (Path("j/pareto.md").read_text().count("| ") > 0) and (Path("j/sweep.png").read_bytes()[:4] == b"\x89PNG")
 
 
-def test_a_killed_search_continues_where_it_stopped(tmp_path):
+@pytest.mark.parametrize("job_finished", [False, True])
+def test_a_killed_search_continues_where_it_stopped(tmp_path, job_finished):
     """Kill the search (SIGKILL) while its second trial trains, run the same command again: the
-    trial it left running is marked failed and not counted, and the search runs to n_trials."""
+    trial it left running is marked failed and not counted, and the search runs to n_trials. A
+    trial whose job finished anyway (a cluster job outliving the search) is told its result instead."""
     args = [str(SCRIPT), *SEARCH, *TINY_TRAIN, "task.epochs=1", "model.depths=choice([1,1,1,1],[1,1,2,1],[1,2,1,1],[2,1,1,1])",
             "search.objectives=[val_acc,params]", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "hydra.sweep.dir=k"]
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
@@ -273,6 +286,17 @@ def test_a_killed_search_continues_where_it_stopped(tmp_path):
     ran = lambda trials: [t for t in trials if t.user_attrs.get("lucid_outcome") != "repeat"]  # noqa: E731
     assert [t.state.name for t in ran(study_of(tmp_path / "k").trials)] == ["COMPLETE", "RUNNING"]
 
+    if job_finished:  # as job 0 did: its metrics, the status a finished job writes
+        (first,) = (tmp_path / "k").glob("0_*/summary.json")
+        (second,) = (tmp_path / "k").glob("1_*/summary.json")
+        second.write_text(json.dumps({**json.loads(second.read_text()), "status": "ok",
+                                      "metrics": json.loads(first.read_text())["metrics"]}))
+        again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0 and "were running when the search stopped" not in again.stderr, again.stderr[-2000:]
+        trials = ran(study_of(tmp_path / "k").trials)
+        assert [(t.state.name, t.user_attrs["lucid_outcome"]) for t in trials] == [("COMPLETE", "complete")] * 3
+        assert trials[1].values == trials[0].values  # what its summary.json says
+        return
     again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 1, again.stderr[-2000:]  # the interrupted trial is a failed row
     assert "1 trial(s) were running when the search stopped: marked failed and not counted" in again.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import socket
 import sys
@@ -165,8 +166,22 @@ def run_job(cfg: DictConfig) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a sweep report never reads half a file; a killed job leaves its last whole record."""
+    """Write atomically: a sweep report never reads half a file; a killed job leaves its last whole record.
+
+    Standard JSON only: a NaN or infinite figure (a failed export check's difference, a diverged
+    loss) is written as null, which every reader parses, where Python's NaN/Infinity are not JSON.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

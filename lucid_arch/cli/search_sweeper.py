@@ -121,7 +121,7 @@ class OptunaSweeper(Sweeper):
         if pruner:
             optuna.create_study(storage=storage, study_name=self.study_name + studies.CURVES, direction="maximize",
                                 load_if_exists=True)
-        self._resume(study)
+        self._resume(study, objectives)
         if settings.baseline and not study.trials:
             self._enqueue_baseline(study, space, parser)
 
@@ -179,12 +179,19 @@ class OptunaSweeper(Sweeper):
 
         return str(explain_error(error, chosen("model", list(overrides)), overrides=list(overrides)))
 
-    def _resume(self, study: Any) -> None:
-        """Trials a stopped search left running: failed, not counted; their jobs' rows say why."""
+    def _resume(self, study: Any, objectives: Objectives) -> None:
+        """Trials a stopped search left running: those whose job finished anyway (it ended just before the
+        kill, or a cluster job outlived the search) are told their result; the rest are failed, not counted,
+        and their jobs' rows say why."""
+        from optuna.trial import Trial, TrialState
+
+        nums = {j.get("trial"): j["num"] for j in self.ledger["jobs"] if "rejected" not in j}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number in nums and self._summary(nums[t.number]).get("status") in ("ok", "pruned", "failed"):
+                self._tell_result(study, Trial(study, t._trial_id), nums[t.number], None, objectives)
         why = ("the search was stopped while this trial ran; the search run again into this directory marked it failed "
                "and ran another trial in its place")
         left = studies.interrupt_running(study, why)
-        nums = {j.get("trial"): j["num"] for j in self.ledger["jobs"] if "rejected" not in j}
         errors = {nums[t.number]: why for t in left if t.number in nums}
         if errors:
             sweep_ledger.record_launcher_errors(self.sweep_dir, self.ledger, errors)
@@ -269,18 +276,22 @@ class OptunaSweeper(Sweeper):
                               objectives)
         return [r for r in results if r is not None]
 
-    def _tell_result(self, study: Any, trial: Any, num: int, launcher_said: Optional[str], objectives: Objectives) -> None:
+    def _summary(self, num: int) -> dict[str, Any]:
+        """Job ``num``'s summary.json, or {} when it left none (or none that reads)."""
         import json
 
-        from optuna.trial import TrialState
-
-        summary: dict[str, Any] = {}
         for d in self.sweep_dir.glob(f"{num}*"):
             if d.is_dir() and (d.name == str(num) or d.name.startswith(f"{num}_")):
                 try:
-                    summary = json.loads((d / SUMMARY_FILE).read_text())
+                    return json.loads((d / SUMMARY_FILE).read_text())
                 except (OSError, ValueError):
-                    summary = {}
+                    return {}
+        return {}
+
+    def _tell_result(self, study: Any, trial: Any, num: int, launcher_said: Optional[str], objectives: Objectives) -> None:
+        from optuna.trial import TrialState
+
+        summary = self._summary(num)
         status, values, state = summary.get("status"), None, TrialState.FAIL
         reason = summary.get("error") or launcher_said or ""
         if status == "ok":

@@ -37,9 +37,14 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     if task.resume is None and launch_env.requeued():  # preempted, signalled before its limit, or requeued by hand
         task = dataclasses.replace(task, resume="auto")
         print(f"lucid-arch: SLURM requeued this job; continuing the run in {job.output_dir} (task.resume=auto)", file=sys.stderr)
-    hook = epoch_hook()  # a search trial's reporter for its pruner; None otherwise
+    hook = epoch_hook() if launch_env.rank() == 0 else None  # a search trial's reporter for its pruner; rank 0's alone
     try:
-        result = fit(model_cfg, task, job.output_dir, on_epoch_end=hook)
+        try:
+            result = fit(model_cfg, task, job.output_dir, on_epoch_end=hook)
+        except BaseException:
+            if hook is not None:  # a failed run's curve must not stay RUNNING in the pruning study
+                hook.fail()
+            raise
     except (ResumeError, DatasetError, CheckpointError, FileNotFoundError, RunDirLocked) as error:  # a path in the config: a usage error
         key = ("task.resume" if isinstance(error, ResumeError) else error.key if isinstance(error, DatasetError)
                else "hydra.run.dir" if isinstance(error, RunDirLocked) else "model.pretrained")

@@ -253,24 +253,20 @@ def _cross_field_problems(cfg: Mapping[str, Any], bad: set[str], p: str) -> list
                     )
                     bad.add("patch_strides")
 
-    geometry_ok = ok("patch_embed", "patch_sizes", "patch_strides")
-    if geometry_ok and ok("pretrain_img_size", "pos_embed") and cfg["pretrain_img_size"] is not None:
+    geometry = patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"]) \
+        if ok("patch_embed", "patch_sizes", "patch_strides") else None
+    if geometry and ok("pretrain_img_size", "pos_embed") and cfg["pretrain_img_size"] is not None:
         size = cfg["pretrain_img_size"]
         if not cfg["pos_embed"]:
             add("pretrain_img_size", f"pretrain_img_size = {size}: sizes the position-embedding tables, which this model "
                 "does not have (pos_embed=false); remove it.")
-        else:
-            geometry = patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])
-            tables = feature_sizes(*image_hw(size), geometry)
-            if any(h < 1 or w < 1 for h, w in tables):
-                add("pretrain_img_size", f"pretrain_img_size = {size}: too small, a stage's position table would be empty; "
-                    "use the size the tables were trained at (224).")
-    stage_strides = reductions(patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])) if geometry_ok else None
-    dense_problems(cfg, bad, p, add, stage_strides)
+        elif any(h < 1 or w < 1 for h, w in feature_sizes(*image_hw(size), geometry)):
+            add("pretrain_img_size", f"pretrain_img_size = {size}: too small, a stage's position table would be empty; "
+                "use the size the tables were trained at (224).")
+    dense_problems(cfg, bad, add, reductions(geometry) if geometry else None)
 
     # Shapes at img_size: every stage keeps at least one token, reductions fit the map.
-    if ok("img_size", "patch_embed", "patch_sizes", "patch_strides", "sr_ratios", "linear"):
-        geometry = patch_geometry(cfg["patch_embed"], n, cfg["patch_sizes"], cfg["patch_strides"])
+    if geometry and ok("img_size", "sr_ratios", "linear"):
         linear = _as_list(cfg["linear"], n)
         size = cfg["img_size"]
         for i, (h, w) in enumerate(feature_sizes(*image_hw(size), geometry)):

@@ -82,7 +82,7 @@ def level_strides(cfg: Mapping[str, Any], stage_strides: Sequence[int]) -> list[
     return strides
 
 
-def dense_problems(cfg: Mapping[str, Any], bad: set[str], p: str, add: Add, stage_strides: Optional[Sequence[int]]) -> None:
+def dense_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_strides: Optional[Sequence[int]]) -> None:
     """Rules between the sections and the rest: what needs what, and which maps the head can read.
 
     ``stage_strides`` is None when the stage geometry itself is invalid (those rules are skipped).

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers.conv_norm_act import init_classifier
-from .layers.shapes import concrete
+from .layers.shapes import contiguous_if_traced
 from .lucid_args import lucid_call
 from .model import PyramidVisionTransformer
 from .registry import DECODE_HEADS, NECKS
@@ -40,12 +40,15 @@ class SegmentationModel(nn.Module):
         self.decode_head = DECODE_HEADS[spec.decode_head.kind].from_spec(spec.decode_head)
         self.in_index = spec.decode_head.in_index
         self.feature_info = self.backbone.feature_info
-        if not self.backbone.patch_embed.proj.weight.is_meta:
-            self.init_weights()
+        if not self.backbone.patch_embed.proj.weight.is_meta:  # the backbone initialised itself
+            self._init_heads()
 
     def init_weights(self) -> None:
         """The encoder's official initialisation, then each part's own (mmseg's for necks and heads)."""
         self.backbone.init_weights()
+        self._init_heads()
+
+    def _init_heads(self) -> None:
         if self.neck is not None:
             self.neck.init_weights()
         self.decode_head.init_weights()
@@ -55,13 +58,7 @@ class SegmentationModel(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's maps, every stage."""
-        maps = self.backbone(x)
-        if not concrete(*x.shape[2:]):
-            # Traced with symbolic sizes (torch.export): the maps are channels-last views of the token
-            # sequences, whose symbolic strides give the heads guards torch.export cannot prove for PVT v1's
-            # maps (1 % (C * (W // 4)) != 0); contiguous maps have none. Eager keeps the views (no copy).
-            maps = [m.contiguous() for m in maps]
-        return maps
+        return [contiguous_if_traced(m) for m in self.backbone(x)]
 
     def forward_head(self, maps: list[torch.Tensor]) -> torch.Tensor:
         """Neck (if any) and decode head over the encoder's maps: logits at the first map's stride."""

@@ -45,10 +45,11 @@ def job_model(cfg: Any, model_cfg: ModelConfig) -> tuple[ModelConfig, int]:
 
         size = plain_image_size(OmegaConf.select(cfg, "task.data.image_size"))
         classes = model_cfg.num_classes
-        if OmegaConf.select(cfg, "task.data.dataset", default="shapes") == "shapes":
-            from ..data.shapes import CLASSES  # torch is loaded by the analysis anyway
+        if OmegaConf.select(cfg, "task.data.dataset", default="shapes") == "shapes":  # as the training builds it
+            from ..data.shapes import CLASSES, SEGMENTATION_CLASSES  # torch is loaded by the analysis anyway
+            from ..modeling.spec import is_segmentation
 
-            classes = len(CLASSES)
+            classes = len(SEGMENTATION_CLASSES if is_segmentation(model_cfg) else CLASSES)
         return dataclasses.replace(model_cfg, img_size=size, num_classes=classes), 1
     if task == "summary":
         return model_cfg, int(OmegaConf.select(cfg, "task.batch_size", default=1))

@@ -58,9 +58,13 @@ def settings_of(cfg: Any) -> SearchSettings:
     if not isinstance(baseline, bool):
         problems.append(Problem("search.baseline", f"search.baseline = {baseline!r}: give true or false."))
     lat = raw.get("latency") or {}
+    warmup = lat.get("warmup", 3)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        problems.append(Problem("search.latency.warmup", f"search.latency.warmup = {warmup!r}: give 0 or more untimed runs."))
+        warmup = 3
     latency = LatencySettings(
         batch_size=_positive(problems, "search.latency.batch_size", lat.get("batch_size", 1), int, False) or 1,
-        warmup=int(lat.get("warmup", 3)) if isinstance(lat.get("warmup", 3), int) and lat.get("warmup", 3) >= 0 else 3,
+        warmup=warmup,
         repeats=_positive(problems, "search.latency.repeats", lat.get("repeats", 20), int, False) or 20,
         threads=_positive(problems, "search.latency.threads", lat.get("threads", 1), int),
     )

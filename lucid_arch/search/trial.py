@@ -77,6 +77,14 @@ class EpochReporter:
             raise StopTraining(f"pruned after epoch {record['epoch']} by the {type(self.pruner).__name__}: {name} "
                                f"{score:.4f} was behind the trials before it at that epoch")
 
+    def fail(self) -> None:
+        """The training failed: its curve is closed as FAIL, so the pruner never waits on it."""
+        from optuna.trial import TrialState
+
+        if not self.done:
+            self.curves.tell(self.trial, state=TrialState.FAIL)
+            self.done = True
+
     def close(self, final_score: Optional[float]) -> None:
         """The finished curve (its last val_acc, or val_miou), for later trials to be compared with."""
         if not self.done and final_score is not None:

@@ -224,21 +224,31 @@ def fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path,
 
 
 def _stop_asked(hook: Optional[Callable[[dict[str, Any]], None]], record: dict[str, Any], env: Dist) -> Optional[str]:
-    """Rank 0 asks ``hook``; every rank learns its answer, so that none is left alone in a collective."""
+    """Rank 0 asks ``hook``; every rank learns its answer, so that none is left alone in a collective.
+
+    Anything else the hook raises (its study's storage failing, say) is raised on every rank too,
+    instead of leaving the others waiting for an answer that never comes.
+    """
     if hook is None:
         return None
-    reason = None
+    reason, failure = None, None
     if env.is_main:
         try:
             hook(dict(record))
         except StopTraining as stop:
             reason = str(stop) or "stopped by on_epoch_end"
+        except Exception as error:  # noqa: BLE001 - re-raised below, on every rank
+            failure = error
     if env.enabled:
         import torch.distributed as dist
 
-        box = [reason]
+        box = [reason, None if failure is None else f"{type(failure).__name__}: {failure}"]
         dist.broadcast_object_list(box, src=0)
         reason = box[0]
+        if box[1] is not None and failure is None:
+            raise RuntimeError(f"on_epoch_end failed on rank 0: {box[1]}")
+    if failure is not None:
+        raise failure
     return reason
 
 
@@ -375,9 +385,10 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
                 _write_metrics(run_dir, history)
             state.update(train_seconds=clock.elapsed, epoch_seconds=0.0, history=history)
             save(step)
-            stopped = _stop_asked(on_epoch_end, record, env)
-            if stopped:
-                break
+            if step < total_steps:  # after the last epoch there is nothing left to stop: the run is complete
+                stopped = _stop_asked(on_epoch_end, record, env)
+                if stopped:
+                    break
         if env.is_main:
             ckpt.save_weights(model, run_dir / ckpt.WEIGHTS, {"model": model_cfg.name})
             (run_dir / ckpt.CONFIG).write_text(config_yaml)

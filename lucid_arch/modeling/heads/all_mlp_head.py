@@ -18,7 +18,7 @@ from torch import nn
 
 from ..layers.attention import map_to_tokens, tokens_to_map
 from ..layers.conv_norm_act import ConvNormAct, init_classifier, init_conv_norm
-from ..layers.shapes import concrete
+from ..layers.shapes import contiguous_if_traced
 from ..spec import DecodeHeadSpec
 
 
@@ -30,10 +30,7 @@ class TokenProjection(nn.Module):
         self.proj = nn.Linear(in_dim, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = tokens_to_map(self.proj(map_to_tokens(x)), x.shape[2], x.shape[3])  # a channels-last view, no copy
-        # Traced with symbolic sizes, the view's strides give the upsampling guards torch.export cannot prove
-        # on PVT v1's maps; a contiguous map has none. Eager keeps the view.
-        return out if concrete(*x.shape[2:]) else out.contiguous()
+        return contiguous_if_traced(tokens_to_map(self.proj(map_to_tokens(x)), x.shape[2], x.shape[3]))
 
 
 class AllMLPHead(nn.Module):

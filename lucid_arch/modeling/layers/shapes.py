@@ -5,8 +5,9 @@ width hands it ``torch.SymInt`` symbols. A Python ``if`` on a symbol makes the e
 one branch for every size (and fail, or silently specialise), so the size-dependent shortcuts
 of the eager code (a position table used as is at its own size, the too-small-input check)
 are taken only when the sizes are concrete: :func:`concrete` asks which kind of size it
-holds, which is known while tracing and never becomes a guard. Eager numerics and speed are
-untouched.
+holds, which is known while tracing (torch.export's default, non-strict tracing: under
+dynamo, as torch.compile and strict export trace, sizes read as ints and the eager shortcuts
+are kept) and never becomes a guard. Eager numerics and speed are untouched.
 
 ``nn.AdaptiveAvgPool2d`` is exported by torch.onnx as a fixed-kernel ``AveragePool`` worked
 out from the sample's size, wrong at any other size (pvt_v2_b2_li's keys drift by ~1e-3).
@@ -22,6 +23,16 @@ import torch
 def concrete(*sizes: object) -> bool:
     """Whether every size is a plain int (eager), not a symbol being traced (torch.export)."""
     return all(isinstance(s, int) for s in sizes)
+
+
+def contiguous_if_traced(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as it is in eager mode; contiguous while traced with symbolic sizes.
+
+    The model's maps are channels-last views of token sequences (no copy, see ``tokens_to_map``).
+    Traced, their symbolic strides give later reshapes and resizes guards torch.export cannot
+    prove, on PVT v1's maps above all (``1 % (C * (W // 4)) != 0``); a contiguous map has none.
+    """
+    return x if concrete(*x.shape[2:]) else x.contiguous()
 
 
 def _window_matrix(n: int, out: int, like: torch.Tensor) -> torch.Tensor:
