@@ -750,6 +750,15 @@ def test_mask_folder_missing_masks_are_an_error_naming_the_files(tmp_path):
     assert f"{root / 'images' / 'b.png'} has no {root / 'masks' / 'b.png'}" in text and "task.data.masks" in text
 
 
+def test_mask_folder_that_is_the_image_folder_is_an_error(tmp_path):
+    from lucid_arch.data import MaskError, MaskFolder
+
+    root = seg_folder(tmp_path)
+    with pytest.raises(MaskError, match="task.data.masks and task.data.root are the same folder") as info:
+        MaskFolder.splits(root / "masks", root / "masks" / ".", 16)  # the same folder, spelled two ways
+    assert "\n" not in str(info.value) and info.value.key == "task.data.masks"
+
+
 def test_mask_folder_damaged_or_mis_sized_masks_are_skipped_and_named_once(tmp_path, capfd):
     root = seg_folder(tmp_path)
     save_array(root / "masks" / "b.png", torch.zeros(20, 24, dtype=torch.uint8))  # another size than b's image

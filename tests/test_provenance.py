@@ -131,3 +131,13 @@ def test_a_sections_fields_are_traced_one_by_one():
     assert prov.where("model.decode_head.channels") == "lucid_arch:model/segformer_b0.yaml, line 4"
     whole = value_sources("pvt_v2_b0", ["model.decode_head={type:all_mlp}", "model.num_classes=3"])
     assert whole["decode_head.channels"] == whole["decode_head.type"] == "override model.decode_head={type:all_mlp}"
+
+
+def test_a_section_given_whole_in_a_file_stands_for_its_fields(tmp_path):
+    """``decode_head: null`` (which the schema then rejects) is traced to its file, field by field."""
+    path = tmp_path / "whole.yaml"
+    path.write_text("defaults: [segformer_b0, _self_]\ndecode_head: null\n")
+    sources = value_sources(str(path))
+    assert not any(key.endswith(".None") for key in sources)
+    assert sources["decode_head.channels"] == sources["decode_head.type"] == str(path)
+    assert provenance(str(path)).where("model.decode_head.type") == f"{path}, line 2"

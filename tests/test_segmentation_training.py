@@ -123,6 +123,12 @@ def test_segmentation_loss_upsamples_ignores_255_and_a_blank_batch_gives_zero():
     zero, _ = objective.train_step(logits, blank.long().expand(2, -1, -1), 0.0)
     zero.backward()
     assert zero.item() == 0.0 and torch.isfinite(logits.grad).all()
+    # Validation maps that are all ignore: nothing to score, an error on the masks (not a 0% mIoU).
+    from lucid_arch.data import MaskError
+
+    with pytest.raises(MaskError, match="Every pixel of the 2 validation label maps is 255") as info:
+        objective.eval_record(objective.eval_counts(logits.detach(), torch.full_like(y, 255)))
+    assert info.value.key == "task.data.masks"
 
 
 def test_the_decode_head_can_learn_faster_than_the_encoder():
@@ -234,6 +240,59 @@ def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(capsys)
 
 
 # ---------------------------------------------------------------------------------------- DDP
+
+
+def _cross_rank_norm_worker(rank: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from lucid_arch.training.cross_rank_norm import cross_rank_batch_norms
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        norm = torch.nn.BatchNorm2d(3)
+        assert cross_rank_batch_norms(norm) == 1
+        x = _norm_batch()[rank * 3 : rank * 3 + 3].clone().requires_grad_(True)
+        y = norm(x)
+        (y * _norm_weights()[rank * 3 : rank * 3 + 3]).sum().backward()
+        torch.save({"y": y.detach(), "grad": x.grad, "mean": norm.running_mean, "var": norm.running_var,
+                    "wgrad": norm.weight.grad}, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def _norm_batch() -> torch.Tensor:
+    """Six maps whose channels sit far from zero against their spread (as after a ReLU with a large bias)."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(6, 3, 5, 4, generator=g) * torch.tensor([1.0, 0.1, 3.0]).view(1, 3, 1, 1) + torch.tensor(
+        [0.0, 100.0, -50.0]).view(1, 3, 1, 1)
+
+
+def _norm_weights() -> torch.Tensor:
+    return torch.randn(6, 3, 5, 4, generator=torch.Generator().manual_seed(2))
+
+
+def test_cross_rank_batch_norm_on_two_processes_is_one_batch_norm_over_both_halves(tmp_path):
+    """Outputs, gradients and running statistics are BatchNorm's over the whole batch (computed in
+    float64 here), even for a channel whose mean is 1,000 standard deviations from zero: there a
+    one-pass variance (mean of squares minus squared mean) in float32 is mostly rounding, and
+    the outputs come out several percent wrong."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_cross_rank_norm_worker, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2)
+    halves = [torch.load(tmp_path / f"out.{rank}") for rank in (0, 1)]
+    two = {"y": torch.cat([h["y"] for h in halves]), "grad": torch.cat([h["grad"] for h in halves]),
+           "wgrad": halves[0]["wgrad"] + halves[1]["wgrad"], "mean": halves[0]["mean"], "var": halves[0]["var"]}
+    assert torch.equal(halves[0]["mean"], halves[1]["mean"]) and torch.equal(halves[0]["var"], halves[1]["var"])
+    torch.manual_seed(0)
+    norm = torch.nn.BatchNorm2d(3).double()
+    x = _norm_batch().double().requires_grad_(True)
+    y = norm(x)
+    (y * _norm_weights().double()).sum().backward()
+    exact = {"y": y.detach(), "grad": x.grad, "wgrad": norm.weight.grad, "mean": norm.running_mean, "var": norm.running_var}
+    for key in two:
+        error = (two[key].double() - exact[key]).abs().max().item()
+        assert error <= 1e-4 * exact[key].abs().max().item(), (key, error)
 
 
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, capsys):

@@ -207,6 +207,25 @@ def test_resume_refuses_a_different_recipe(capsys):
     assert code == 2 and "task.resume = 'nowhere': no such file or directory" in err
 
 
+def test_resume_of_a_checkpoint_from_before_a_setting_existed(capsys):
+    """A checkpoint written before model.neck, model.decode_head, model.pretrain_img_size and
+    task.optimizer.decode_head_lr_mult existed was trained as their defaults say: it resumes, unless
+    the run now sets one of them otherwise."""
+    assert run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=old"], capsys)[0] == 0
+    (checkpoint,) = Path("old/checkpoints").iterdir()
+    saved = yaml.safe_load((checkpoint / "config.yaml").read_text())
+    for key in ("neck", "decode_head", "pretrain_img_size"):
+        del saved["model"][key]
+    del saved["task"]["optimizer"]["decode_head_lr_mult"]
+    (checkpoint / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=2", "task.optimizer.decode_head_lr_mult=1", f"task.resume={checkpoint}",
+                             "hydra.run.dir=changed"], capsys)
+    assert code == 2 and "task.optimizer.decode_head_lr_mult (10.0 -> 1.0)" in err and "task.epochs" in err
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", f"task.resume={checkpoint}", "hydra.run.dir=resumed"], capsys)
+    assert code == 0, err
+    assert f"resuming from {checkpoint}" in err
+
+
 def test_resume_auto_in_a_fresh_directory_starts_from_scratch(capsys):
     code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.resume=auto", "hydra.run.dir=fresh"], capsys)
     assert code == 0, err

@@ -217,10 +217,12 @@ def _file_source(
         values = {str(k): v for k, v in content[MODEL_PACKAGE].items()}
     else:
         return None
+    # A section given as a mapping sets the fields it names; given whole (null, a scalar the schema
+    # will reject) it stands for every field of it.
     keys = tuple(
-        f"{k}.{sub}" if k in SECTIONS else k
+        key
         for k, v in values.items()
-        for sub in (v if k in SECTIONS and isinstance(v, dict) else [None])
+        for key in ((f"{k}.{sub}" for sub in v) if k in SECTIONS and isinstance(v, dict) else _expanded(k))
     )
     if loaded.is_schema_source or str(loaded.path).startswith("structured://"):
         return Source(SCHEMA_SOURCE, ())  # schema values are what value_sources reports by default

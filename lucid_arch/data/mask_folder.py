@@ -34,8 +34,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .folder import DatasetError, DatasetNotFoundError, _check_pixels, _hw, _images_under, _key, _reason, _resized, _stratified
+from .ignore import IGNORE
 
-IGNORE = 255
 CLASSES_FILE = "classes.txt"
 MASK_MODES = ("L", "P")
 _NAMED = 3  # missing masks named in the error; the rest are counted
@@ -70,6 +70,10 @@ class MaskFolder(Dataset):
         images drawn for val with a generator seeded from ``seed`` (the same split on every machine)."""
         root, masks = Path(root).expanduser(), Path(masks).expanduser()
         classes = class_names(masks, num_classes)
+        if root.is_dir() and root.resolve() == masks.resolve():
+            raise MaskError(f"task.data.masks and task.data.root are the same folder ({masks}): every image's label map would be "
+                            f"itself, or a PNG image another image's mask. Keep the label maps in a folder of their own, laid out "
+                            f"like the images (root/a/x.jpg -> masks/a/x.png), and point task.data.masks at it.")
         found = _scan(root, masks)
         if not isinstance(found, dict):  # no fixed split: draw one
             found = dict(zip(("train", "val"), _stratified(found, val_fraction, seed, "segmentation")))

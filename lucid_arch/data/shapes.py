@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .ignore import IGNORE
 from .seeds import generator
 
 CLASSES = (
@@ -83,7 +84,6 @@ CLASSES = (
     "stripes",
 )
 SEGMENTATION_CLASSES = ("background", *CLASSES)  # mask value k names SEGMENTATION_CLASSES[k]
-IGNORE = 255  # mask value of pixels no loss or metric counts
 SPLITS = ("train", "val")
 CHUNK = 250  # images per generator; a multiple of 10, so every block of 10 holds each class once
 MIN_IMAGE_SIZE = 16

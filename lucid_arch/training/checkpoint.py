@@ -173,13 +173,20 @@ def find_checkpoint(resume: str, run_dir: Path, warn: Callable[[str], None] = la
     return found[-1]
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
-    out = []
+def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "",
+                       defaults: Optional[dict[str, Any]] = None) -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts.
+
+    A key the saved config lacks but ``defaults`` holds is a setting added by a later version of
+    lucid_arch: the checkpoint was trained as its default says, so it differs only if the current
+    value is not that default.
+    """
+    out, defaults = [], defaults or {}
     for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key), current.get(key)
+        a, b = saved.get(key, defaults.get(key)), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, f"{prefix}{key}.")
+            default = defaults.get(key)
+            out += config_differences(a, b, f"{prefix}{key}.", default if isinstance(default, dict) else None)
         elif a != b:
             out.append(f"{prefix}{key}")
     return out
@@ -198,12 +205,16 @@ def read_config(checkpoint: Path) -> dict[str, Any]:
     return saved
 
 
-def check_resumable(checkpoint: Path, current: dict[str, Any]) -> None:
-    """Refuse to continue a run under a different model or training recipe: the result would be neither."""
+def check_resumable(checkpoint: Path, current: dict[str, Any], defaults: Optional[dict[str, Any]] = None) -> None:
+    """Refuse to continue a run under a different model or training recipe: the result would be neither.
+
+    ``defaults`` (the schema's, same shape as ``current``) stand in for the settings an older
+    checkpoint does not record.
+    """
     saved = read_config(checkpoint)
-    changed = [k for k in config_differences(saved, current) if k.removeprefix("task.") not in RESUMABLE_CHANGES]
+    changed = [k for k in config_differences(saved, current, defaults=defaults) if k.removeprefix("task.") not in RESUMABLE_CHANGES]
     if changed:
-        shown = ", ".join(f"{k} ({_get(saved, k)!r} -> {_get(current, k)!r})" for k in changed[:5])
+        shown = ", ".join(f"{k} ({_get(saved, k, defaults)!r} -> {_get(current, k)!r})" for k in changed[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         raise ResumeError(
             f"task.resume: {checkpoint} was trained with a different config: {shown}{more}. Resume with the "
@@ -211,9 +222,11 @@ def check_resumable(checkpoint: Path, current: dict[str, Any]) -> None:
         )
 
 
-def _get(tree: dict[str, Any], dotted: str) -> Any:
+def _get(tree: dict[str, Any], dotted: str, defaults: Optional[dict[str, Any]] = None) -> Any:
+    """The value at ``dotted`` in ``tree``; the default's where ``tree`` does not record it."""
     for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
+        default = defaults.get(part) if isinstance(defaults, dict) else None
+        tree, defaults = (tree.get(part, default) if isinstance(tree, dict) else default), default
     return tree
 
 

@@ -4,10 +4,11 @@ A decode head's BatchNorm (SegFormer's fuse layer, the FPN head's convolutions) 
 with the statistics of the batch it sees. Under DDP each rank sees only its share, so without
 help N processes train another model than one process with the same global batch. torch's
 SyncBatchNorm fixes that on GPUs only (its kernels have no CPU version); this one sums each
-channel's count, sum and sum of squares over the ranks with the differentiable all-reduce of
-torch.distributed.nn, so the CPU (gloo) and GPU runs alike normalise with the global batch's
-statistics and back-propagate through them -- the same gradients as one process, up to
-rounding. A single process, or evaluation, uses the plain BatchNorm it replaces.
+channel's count and sum, then its squares about the global mean, over the ranks with a
+differentiable all-reduce (torch.distributed.nn's is deprecated), so the CPU (gloo) and GPU
+runs alike normalise with the global batch's statistics and back-propagate through them --
+the same gradients as one process, up to rounding. A single process, or evaluation, uses the
+plain BatchNorm it replaces.
 """
 
 from __future__ import annotations
@@ -17,6 +18,27 @@ import torch.distributed as dist
 from torch import nn
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over the ranks; its gradient, the sum of the ranks' gradients (every
+    rank's loss depends on every rank's input through the shared statistics)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 -- autograd's context
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce(x: torch.Tensor) -> torch.Tensor:
+    return _SumOverRanks.apply(x)
+
+
 class CrossRankBatchNorm2d(nn.BatchNorm2d):
     """nn.BatchNorm2d whose training statistics are those of every rank's batch together (same
     parameters, buffers and state-dict keys)."""
@@ -24,15 +46,17 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         channels = x.shape[1]
         xf = x.float()
-        local = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), xf.new_full((1,), x.numel() / channels)])
+        # Two all-reduces: the mean first, then the squares about it. One pass of sum and sum of
+        # squares would save a collective but lose the variance to cancellation in float32 when a
+        # channel's mean is large against its spread (post-ReLU maps).
+        local = torch.cat([xf.sum((0, 2, 3)), xf.new_full((1,), x.numel() / channels)])
         total = all_reduce(local)  # backward: the gradients of every rank's statistics, summed
         count = total[-1]
         mean = total[:channels] / count
-        var = (total[channels : 2 * channels] / count - mean * mean).clamp_min(0.0)
+        centred = xf - mean.view(1, -1, 1, 1)
+        var = all_reduce((centred * centred).sum((0, 2, 3))) / count
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -40,8 +64,7 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
                 unbiased = var.detach() * (count / (count - 1).clamp_min(1.0))
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
-        scale = torch.rsqrt(var + self.eps)
-        out = (xf - mean.view(1, -1, 1, 1)) * scale.view(1, -1, 1, 1)
+        out = centred * torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
         if self.affine:
             out = out * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
         return out.to(x.dtype)

@@ -257,18 +257,17 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     import yaml
 
     from ..modeling.builder import build_model
-    from ..data import build_datasets
+    from ..data import build_datasets, masks_mismatch
+    from ..modeling.spec import is_segmentation
 
     if model_cfg.features_only:
         raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier or a "
                                    "segmentation model, and a backbone alone has no head to train; set model.features_only=false "
                                    "(the MiT encoders set it), or train a whole architecture (e.g. model=segformer_b0).")], "task=train")
-    from ..data import masks_mismatch
-    from ..modeling.spec import is_segmentation
-
     segmentation = is_segmentation(model_cfg)
-    if masks_mismatch(task.data, segmentation):
-        raise ConfigError([Problem("task.data.masks", masks_mismatch(task.data, segmentation))], "task=train")
+    mismatch = masks_mismatch(task.data, segmentation)
+    if mismatch:
+        raise ConfigError([Problem("task.data.masks", mismatch)], "task=train")
     threads = task.threads or launch_env.slurm_cpus_per_task()  # in a SLURM job: the CPUs it was given
     if threads and (task.threads or threads < torch.get_num_threads()):
         torch.set_num_threads(threads)
@@ -303,7 +302,8 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     resumed_from = None
     checkpoint = _claim_run(task, run_dir, env, hold)
     if checkpoint is not None:
-        ckpt.check_resumable(checkpoint, config)
+        defaults = {"model": dataclasses.asdict(ModelConfig()), "task": dataclasses.asdict(TrainConfig())}
+        ckpt.check_resumable(checkpoint, config, defaults)
         state = ckpt.load_checkpoint(checkpoint, model, optimizer)
         resumed_from = str(checkpoint)
 

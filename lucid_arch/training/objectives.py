@@ -134,9 +134,9 @@ class Segmentation:
         cm = counts[2:].view(self.num_classes, self.num_classes)
         labelled = float(cm.sum())
         if labelled == 0 and float(counts[1]):
-            from ..data import DatasetError
+            from ..data import MaskError
 
-            raise DatasetError(f"Every pixel of the {int(counts[1])} validation label maps is {IGNORE} (ignore): there is nothing "
+            raise MaskError(f"Every pixel of the {int(counts[1])} validation label maps is {IGNORE} (ignore): there is nothing "
                                f"to score. Check the masks' values (class ids, {IGNORE} only where no class applies).")
         return {"val_loss": float(counts[0]) / max(labelled, 1), "val_pixel_acc": pixel_accuracy(cm), "val_miou": mean_iou(cm),
                 "val_iou": class_iou(cm)}

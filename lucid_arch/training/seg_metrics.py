@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 
-IGNORE = 255
+from ..data.ignore import IGNORE
 
 
 def confusion_matrix(pred: torch.Tensor, label: torch.Tensor, num_classes: int, ignore: int = IGNORE) -> torch.Tensor:
