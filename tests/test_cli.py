@@ -408,8 +408,8 @@ def test_sweep_report_keeps_jobs_that_crashed_or_were_killed(tmp_path):
     job("2_c", ["model=pvt_v2_b2"], None)
     job("3_d", ["model=pvt_v2_b3"], "{not json")
     rows = write_report(tmp_path)
-    assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "failed"), (2, "failed"), (3, "failed")]
-    assert "stopped before finishing" in rows[1]["error"]
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "interrupted"), (2, "failed"), (3, "failed")]
+    assert "stopped before finishing" in rows[1]["error"] and "killed" in rows[1]["error"]
     assert "crashed or was killed" in rows[2]["error"]
     assert "unreadable summary.json" in rows[3]["error"]
     with (tmp_path / "sweep.csv").open() as f:

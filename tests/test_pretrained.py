@@ -119,12 +119,15 @@ def test_another_class_count_keeps_the_fresh_head(fixture_file, tmp_path):
     torch.save(data["state_dict_timm"], path)
     torch.manual_seed(5)
     fresh = _fixture_model(data, num_classes=7)
+    with pytest.raises(CheckpointError, match=r"classifies 10 classes, and the model \(pvt_v2_b0\) has 7: .* random "
+                       r"initialisation.*model.num_classes=10.*model.new_head=true \(Python: new_head=True, or reset_head=True\)"):
+        _fixture_model(data, num_classes=7, pretrained=str(path))  # never a random head by accident
     torch.manual_seed(5)
-    model = _fixture_model(data, num_classes=7, pretrained=str(path))  # same seed: the same initial head
+    model = _fixture_model(data, num_classes=7, pretrained=str(path), new_head=True)  # same seed: the same initial head
     _assert_same_weights(model, data["state_dict_timm"])
     assert model.head.weight.shape == (7, 64)
     assert torch.equal(model.head.weight, fresh.head.weight) and not model.head.bias.any()
-    report = load_pretrained(model, path)
+    report = load_pretrained(model, path, new_head=True)
     assert report.head_reinitialized and "10 classes, the model 7" in report.head_reason
     assert report.loaded == len(data["state_dict_timm"]) - 2
     assert "head re-initialised" in str(report)
@@ -144,7 +147,9 @@ def test_no_head_either_way(fixture_file, tmp_path):
     headless = tmp_path / "features.pth"
     torch.save(features.state_dict(), headless)  # and a checkpoint without a head into a classifier
     classifier = _fixture_model(data)
-    assert "no classifier" in load_pretrained(classifier, headless).head_reason
+    with pytest.raises(CheckpointError, match="has no classifier"):
+        load_pretrained(classifier, headless)
+    assert "no classifier" in load_pretrained(classifier, headless, new_head=True).head_reason
     _assert_same_weights(classifier, features.state_dict())
 
 
@@ -369,6 +374,12 @@ def test_config_end_to_end_with_another_class_count(tmp_path):
     save_file(source.state_dict(), str(path))
     cfg = lucid_arch.load_config(
         "pvt_v2_b0", [f"model.pretrained={path}", "model.num_classes=10", "model.depths=[1,1,1,1]", "model.img_size=64"]
+    )
+    with pytest.raises(CheckpointError, match="model.new_head=true"):
+        lucid_arch.build_model(cfg)
+    cfg = lucid_arch.load_config(
+        "pvt_v2_b0", [f"model.pretrained={path}", "model.num_classes=10", "model.depths=[1,1,1,1]", "model.img_size=64",
+                      "model.new_head=true"]
     )
     model = lucid_arch.build_model(cfg).eval()
     assert model.head.weight.shape == (10, 256)

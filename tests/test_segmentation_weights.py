@@ -126,14 +126,16 @@ def test_another_class_count_reinitialises_only_conv_seg(fixture_file, tmp_path)
     path = _save(_nvlabs(data), tmp_path / "ade.pth")
     torch.manual_seed(3)
     fresh = _segformer(num_classes=7)
+    with pytest.raises(CheckpointError, match=r"segments 10 classes, and the model \(segformer_b0\) has 7.*model.num_classes=10"):
+        _segformer(num_classes=7, pretrained=str(path))
     torch.manual_seed(3)
-    model = _segformer(num_classes=7, pretrained=str(path))
+    model = _segformer(num_classes=7, pretrained=str(path), new_head=True)
     assert torch.equal(model.decode_head.conv_seg.weight, fresh.decode_head.conv_seg.weight)
     assert model.decode_head.conv_seg.weight.shape == (7, 32, 1, 1)
     converted = convert_segmentation_state_dict(_nvlabs(data))
     own = model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in converted.items() if not k.startswith("decode_head.conv_seg."))
-    report = load_pretrained(model, path)
+    report = load_pretrained(model, path, new_head=True)
     assert report.head_reinitialized and "segments 10 classes, the model 7" in report.head_reason
     assert report.loaded == len(own) - 2
 
@@ -240,14 +242,16 @@ def test_imagenet_checkpoint_into_an_fpn_model_keeps_the_neck_and_head_init(fixt
     fresh = _fpn("v2", data["hparams"])
     cfg = lucid_arch.load_config("fpn_pvt_v2_b0", [
         f"model.{k}={json.dumps(v, separators=(',', ':'))}" for k, v in data["hparams"].items()] + [
-        "model.neck.channels=24", "model.decode_head.channels=16", f"model.pretrained={path}"])
+        "model.neck.channels=24", "model.decode_head.channels=16", f"model.pretrained={path}", "model.new_head=true"])
     torch.manual_seed(4)
     model = lucid_arch.build_model(cfg)  # model.pretrained, as the command line loads it
     own = model.state_dict()
     encoder = convert_state_dict(data["state_dict_official"])
     assert all(torch.equal(own["backbone." + k], v) for k, v in encoder.items() if not k.startswith("head."))
     assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in own.items() if k.startswith(("neck.", "decode_head.")))
-    report = load_pretrained(model, path)
+    with pytest.raises(CheckpointError, match=r"holds an encoder only \(no decode head\).*neck and decode head at its random"):
+        load_pretrained(model, path)
+    report = load_pretrained(model, path, new_head=True)
     assert report.head_reinitialized and report.head_layout == ""
     assert report.head_reason == "the checkpoint holds an encoder only: the model's neck and decode head keep their initialisation"
     assert report.dropped == ("head dropped (the checkpoint's 10-class classifier; a segmentation model's encoder has none)",)
@@ -261,7 +265,7 @@ def test_hf_encoder_into_a_segformer(fixture_file, tmp_path):
     path = tmp_path / "mit.safetensors"
     save_file(sd, str(path))
     model = _segformer()
-    report = load_pretrained(model, path)
+    report = load_pretrained(model, path, new_head=True)
     assert report.layout == "hf_segformer" and "decode head keeps its initialisation" in report.head_reason
     own = model.state_dict()
     assert report.loaded == len([k for k in own if k.startswith("backbone.")])
@@ -344,7 +348,7 @@ def test_hf_config_of_another_decoder_width_is_named(fixture_file, tmp_path):
         load_pretrained(_segformer(decode_head={"channels": 64}), root)
     text = str(err.value)
     assert "decoder_hidden_size 32 there, decode_head.channels 64 here" in text and "'model.decode_head.channels=32'" in text
-    report = load_pretrained(_segformer(num_classes=5), root)  # num_labels 10: the classifier is re-initialised
+    report = load_pretrained(_segformer(num_classes=5), root, new_head=True)  # num_labels 10: a fresh classifier
     assert "segments 10 classes, the model 5" in report.head_reason
     assert load_pretrained(lucid_arch.create_model("mit_b0", **ENCODER, mlp_ratios=[4, 4, 4, 4]), root).head_layout == ""
 

@@ -79,14 +79,15 @@ def test_every_launched_job_is_a_row_even_one_that_never_started(tmp_path):
                                                       "metrics": {"params": 1, "gflops": 1.0} if status == "ok" else {}}))
     record_launcher_errors(tmp_path, ledger, {1: "SLURM job 7_1 ended without a result: CANCELLED", 2: "the JoblibLauncher lost the batch"})
     rows = write_report(tmp_path)
-    assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "failed"), (2, "missing")]
-    assert rows[1]["error"] == "the job stopped before finishing; SLURM job 7_1 ended without a result: CANCELLED"
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "interrupted"), (2, "missing")]
+    assert rows[1]["error"].startswith("the job stopped before finishing (interrupted: its process")
+    assert rows[1]["error"].endswith("; SLURM job 7_1 ended without a result: CANCELLED")
     assert rows[2]["error"] == "the JoblibLauncher lost the batch" and rows[2]["model"] == "pvt_v2_b2"
-    assert "3 jobs, 1 failed, 1 missing" in (tmp_path / "sweep.md").read_text()
+    assert "3 jobs, 0 failed, 1 interrupted, 1 missing" in (tmp_path / "sweep.md").read_text()
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_a_killed_job_is_a_failed_row_and_the_report_survives(launcher, tmp_path):
+def test_a_killed_job_is_an_interrupted_row_and_the_report_survives(launcher, tmp_path):
     """Job 1 trains for long and is killed (SIGKILL) mid-run; job 0 is short."""
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=5"]
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
@@ -106,7 +107,7 @@ def test_a_killed_job_is_a_failed_row_and_the_report_survives(launcher, tmp_path
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out[-2000:] + err[-2000:]
     rows = {int(r["job"]): r for r in table(summary)}
-    assert sorted(rows) == [0, 1] and rows[1]["status"] == "failed"
+    assert sorted(rows) == [0, 1] and rows[1]["status"] == "interrupted"
     if launcher == "joblib":  # loky ends every worker of a broken pool: job 0 may be lost with it
         assert "the JoblibLauncher lost the batch: TerminatedWorkerError" in rows[1]["error"] and "SIGKILL" in rows[1]["error"]
     else:  # submitit jobs are separate processes: job 0 finishes

@@ -28,9 +28,10 @@ from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
 from ..extras import MissingExtra
 from ..search import trial as search_trial
+from .from_run import announce, model_from_run, run_record
 
 TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark", "train": "lucid_arch.cli.train",
-         "export": "lucid_arch.cli.export"}
+         "export": "lucid_arch.cli.export", "predict": "lucid_arch.cli.predict", "eval": "lucid_arch.cli.eval"}
 FORMATS = ("auto", "rich", "text", "json")
 SUMMARY_FILE = "summary.json"
 EXIT_USAGE = 2  # an invalid config or override, like argparse
@@ -144,6 +145,11 @@ def run_job(cfg: DictConfig) -> None:
     try:
         task = _check_task_and_format(cfg, job)
         model_cfg = _validated_model(cfg, job)
+        model_cfg, run = model_from_run(cfg, model_cfg, job)  # model.pretrained=RUN: the run's own model
+        if run is not None:
+            record["run"] = run_record(run, model_cfg)
+            if launch_env.rank() == 0:
+                announce(run, model_cfg)
         record["model"] = model_cfg.name
         result = importlib.import_module(TASKS[task]).run(cfg, model_cfg, job)
         result = search_trial.with_measured_metrics(cfg, model_cfg, result)  # latency_ms, when a search asks for it

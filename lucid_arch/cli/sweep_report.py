@@ -4,8 +4,10 @@ It runs as a Hydra callback in the process that launched the sweep, whatever the
 (basic, joblib, submitit on SLURM), and reads only what is on disk: the jobs' directories
 (those holding Hydra's ``.hydra/overrides.yaml``) and the sweep's ledger (lucid_arch.cli.sweep_ledger),
 which lists every job launched and what the launcher said of those that died. So every job is
-a row: ``ok``; ``failed`` with its error (a job that crashed, was killed, cancelled or ran out of
-memory or time, with the scheduler's word for it); or ``missing``, a job that never started.
+a row: ``ok``; ``failed`` with its error (a job that crashed, was cancelled or ran out of memory or
+time, with the scheduler's word for it); ``interrupted``, a job whose summary.json still says
+"running" although its process is gone (killed: lucid_arch/runs/status.py); or ``missing``, a job
+that never started.
 
 A search (``hydra/sweeper=optuna``) adds two kinds of row: ``rejected``, a candidate refused
 before anything was built (its reason in the error column, its analysed cost when it had one),
@@ -23,6 +25,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from ..runs import job_status
 from .jobs import SUMMARY_FILE
 from .sweep_ledger import job_dirs, read_ledger
 from ..report.tables import Table, cell, to_markdown
@@ -53,8 +56,12 @@ def _read_job(job_dir: Path, sweep_dir: Path, launcher_said: str = "") -> dict[s
         record = {"status": "failed", "error": f"no {SUMMARY_FILE}: the job crashed or was killed before finishing"}
     except json.JSONDecodeError as exc:
         record = {"status": "failed", "error": f"unreadable {SUMMARY_FILE}: {exc}"}
-    if record.get("status") == "running":  # written at start, never finished
-        record = {**record, "status": "failed", "error": record.get("error") or "the job stopped before finishing"}
+    if record.get("status") == "running":  # written at start: still running, or killed before it could finish
+        status, why = job_status(job_dir, record)
+        if status == "interrupted":
+            record = {**record, "status": "interrupted", "error": record.get("error") or f"the job stopped before finishing ({why})"}
+        else:
+            record = {**record, "status": "failed", "error": f"the job had not finished when the sweep ended ({why})"}
     error = record.get("error", "")
     if launcher_said and record.get("status") != "ok":
         error = f"{error}; {launcher_said}" if error else launcher_said
@@ -190,6 +197,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = collect(sweep_dir)
     missing = sum(r["status"] == "missing" for r in rows)
+    interrupted = sum(r["status"] == "interrupted" for r in rows)
+    missing_text = (f", {interrupted} interrupted" if interrupted else "") + (f", {missing} missing" if missing else "")
     search = (read_ledger(sweep_dir) or {}).get("search")
     if search:
         from ..search import front_report
@@ -197,9 +206,9 @@ def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
         objectives = front_report.write(rows, search, sweep_dir, common_overrides(rows))
         n = front_report.counts(rows)
         title = (f"Search {sweep_dir}: {len(rows)} candidates, {n['front']} on the Pareto front, {n['dominated']} dominated, "
-                 f"{n['pruned']} pruned, {n['rejected']} rejected, {n['failed']} failed" + (f", {missing} missing" if missing else ""))
+                 f"{n['pruned']} pruned, {n['rejected']} rejected, {n['failed']} failed" + missing_text)
     else:
-        title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] == 'failed' for r in rows)} failed" + (f", {missing} missing" if missing else "")
+        title = f"Sweep {sweep_dir}: {len(rows)} jobs, {sum(r['status'] == 'failed' for r in rows)} failed" + missing_text
     write_csv(rows, sweep_dir / "sweep.csv")
     write_markdown(rows, sweep_dir / "sweep.md", title)
     if search:

@@ -27,6 +27,7 @@ ACT_CHOICES = ("gelu", "relu", "silu")
 CONV_INIT_CHOICES = ("fan_out", "default")
 NECK_CHOICES = ("none", "fpn")
 DECODE_HEAD_CHOICES = ("none", "all_mlp", "fpn")
+CHECKPOINT_CHOICES = ("last", "best")
 
 # Fields that hold one entry per stage. The number of stages is len(embed_dims).
 PER_STAGE_FIELDS = ("embed_dims", "depths", "num_heads", "mlp_ratios", "sr_ratios")
@@ -297,7 +298,7 @@ class ModelConfig:
         default=0.0, metadata=_doc("Stochastic-depth rate of the last block; rises linearly from 0 over all blocks.")
     )
 
-    # --- initial weights (not architecture: analysis, summaries and meta builds ignore it) ---
+    # --- initial weights (not architecture: analysis, summaries and meta builds ignore them) ---
     pretrained: Optional[str] = field(
         default=None,
         metadata=_doc(
@@ -310,9 +311,29 @@ class ModelConfig:
             a segmentation model also reads whole segmentation checkpoints (Hugging Face's and
             NVlabs' SegFormer, mmsegmentation's Semantic FPN; see lucid_arch/weights/head_layouts.py)
             or an encoder's alone (its neck and decode head then keep their initialisation).
-            A head of another class count is re-initialised, v1 position embeddings are resampled
-            to img_size, and a backbone drops what only a classifier uses; any other mismatch is
-            an error. null: the official random initialisation."""
+            A run directory also gives the architecture: without model=NAME the run's own model is
+            rebuilt (see lucid_arch/runs/). A head that would keep a random initialisation (another
+            class count, an encoder-only checkpoint) is an error unless new_head is true (task=train
+            always starts a fresh head: it trains it); v1 position embeddings are resampled to
+            img_size, and a backbone drops what only a classifier uses; any other mismatch is an
+            error. null: the official random initialisation."""
+        ),
+    )
+    checkpoint: str = field(
+        default="last",
+        metadata=_doc(
+            """Which weights of a training run model.pretrained loads: 'last' (the final weights; for a
+            run still training or killed, its newest checkpoints/step_*) or 'best' (the epoch with the
+            best validation metric, model_best.safetensors). Ignored for any other checkpoint.""",
+            choices=CHECKPOINT_CHOICES,
+        ),
+    )
+    new_head: bool = field(
+        default=False,
+        metadata=_doc(
+            """Accept a checkpoint whose classifier or decode head does not fit the model (another class
+            count, or none at all): that head keeps its random initialisation, to be trained. false: such a
+            checkpoint is an error, so a model never predicts with a random head by accident."""
         ),
     )
 

@@ -28,7 +28,7 @@ STAGE_COLUMNS = (
 )
 # Fields that label a config or pick its initial weights rather than shape it; changing only
 # these is listed but is no architectural change.
-NON_ARCHITECTURAL = frozenset({"name", "pretrained"})
+NON_ARCHITECTURAL = frozenset({"name", "pretrained", "checkpoint", "new_head"})
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from ..data.seeds import derive_seed, generator
 from . import checkpoint as ckpt
 from .cross_rank_norm import cross_rank_batch_norms
 from .distributed import Dist, all_reduce_sum, barrier, setup
+from ..runs.preprocessing import Preprocessing
+from ..runs.run_dir import BEST_WEIGHTS, write_inference_info
 from .objectives import best_record, objective_for
 from .optim import lr_at, make_optimizer, set_lr
 from .progress import Progress, Stopwatch
@@ -289,7 +291,9 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     precision = resolve_precision(task.precision, env.device)
 
     torch.manual_seed(task.seed)  # the initial weights
-    model = build_model(model_cfg).to(env.device)
+    # Training a head is what a fresh one is for: a checkpoint of another class count (ImageNet weights
+    # for a 10-class folder) or an encoder's alone starts one here, and only here (model.new_head).
+    model = build_model(dataclasses.replace(model_cfg, new_head=True) if model_cfg.pretrained else model_cfg).to(env.device)
     if env.enabled:  # a decode head's BatchNorm normalises by the whole batch, as in one process
         cross_rank_batch_norms(model)
     optimizer = make_optimizer(model, task.optimizer)
@@ -301,6 +305,11 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
                              "epoch_seconds": 0.0}
     resumed_from = None
     checkpoint = _claim_run(task, run_dir, env, hold)
+    if env.is_main:  # what using the model will need, there from the first checkpoint on
+        write_inference_info(run_dir, "segmentation" if segmentation else "classification", classes,
+                             Preprocessing.from_dict({"image_size": list(image_hw(model_cfg.img_size)), "mean": list(task.data.mean),
+                                                      "std": list(task.data.std),
+                                                      "resize": "keep_ratio" if segmentation else "center_crop"}))
     if checkpoint is not None:
         defaults = {"model": dataclasses.asdict(ModelConfig()), "task": dataclasses.asdict(TrainConfig())}
         ckpt.check_resumable(checkpoint, config, defaults)
@@ -310,7 +319,8 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     net = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None) \
         if env.enabled else model
     inputs = _Inputs(task.data, env.device)
-    progress = Progress(task.progress if env.is_main else "none", task.epochs, steps_per_epoch, task.log_every, objective.acc_label)
+    progress = Progress(task.progress if env.is_main else "none", task.epochs, steps_per_epoch, task.log_every, objective.acc_label,
+                        log_seconds=task.log_seconds)
     if resumed_from:
         progress.note(f"resuming from {resumed_from} at step {state['step']} of {total_steps}")
 
@@ -356,7 +366,7 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
                     sums += batch_sums
                 step += 1
                 in_epoch = step - epoch * steps_per_epoch
-                if progress.mode == "bar" or (progress.mode == "log" and (in_epoch % task.log_every == 0 or in_epoch == steps_per_epoch)):
+                if progress.due(in_epoch):
                     loss_now, acc_now, seen = objective.running(sums.tolist())
                     progress.step(epoch, in_epoch, loss_now, acc_now, lr, seen * env.world_size / max(epoch_clock.elapsed, 1e-9))
                 if task.checkpoint_every and step % task.checkpoint_every == 0 and in_epoch != steps_per_epoch:
@@ -378,6 +388,9 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
             if (epoch + 1) % task.eval_every == 0 or step == total_steps:
                 record.update(evaluate(model, val_set, inputs, env, precision, 2 * local_batch, task.data.num_workers, objective))
             history.append(record)
+            if env.is_main and record.get(objective.metric) is not None and best_record(history, objective.metric) is record:
+                ckpt.save_weights(model, run_dir / BEST_WEIGHTS, {"model": model_cfg.name, "epoch": str(record["epoch"]),
+                                                                  objective.metric: repr(record[objective.metric])})
             progress.end_epoch(record)
             sums.zero_()
             epoch_clock = Stopwatch()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -144,3 +144,34 @@ def guess_grid(rows: int, like: tuple[int, int]) -> tuple[int, int]:
 
 def _hw(grid: tuple[int, int]) -> str:
     return f"{grid[0]}x{grid[1]}"
+
+
+def random_head_error(file: Any, model: Any, encoder_sd: Mapping[str, torch.Tensor], head: Mapping[str, torch.Tensor],
+                      segmentation: bool) -> "CheckpointError":
+    """The error for a checkpoint that would leave the model's classifier or decode head at its random
+    initialisation: both class counts, the setting that builds the checkpoint's model, and the key for a fresh head."""
+    from ..runs import find_run
+    from .files import CheckpointError
+
+    mine = model.spec.decode_head.num_classes if segmentation else model.spec.num_classes
+    if segmentation:
+        theirs_w = head.get(CONV_SEG + "weight")
+        part = "decode head" if theirs_w is not None else "neck and decode head" if model.neck is not None else "decode head"
+        theirs = ("holds an encoder only (no decode head)" if theirs_w is None and not head
+                  else f"segments {theirs_w.shape[0]} classes" if theirs_w is not None else "has no decode-head classifier")
+        count = theirs_w.shape[0] if theirs_w is not None else None
+    else:
+        theirs_w = encoder_sd.get("head.weight")
+        part = "classifier head"
+        theirs = f"classifies {theirs_w.shape[0]} classes" if theirs_w is not None else "has no classifier (an encoder or backbone's)"
+        count = theirs_w.shape[0] if theirs_w is not None else None
+    builds = [f"model.num_classes={count}"] if count is not None else []
+    if find_run(file) is not None:
+        builds.insert(0, "it is a training run: without model=NAME, model.pretrained=RUN rebuilds the run's own model; "
+                         "in Python, create_model(RUN)")
+    fix = f"Build the model it holds ({'; or '.join(builds)}), or ask" if builds else "Ask"
+    return CheckpointError(
+        f"pretrained weights {file}: the checkpoint {theirs}, and the model ({model.spec.name}) has {mine}: loading it would leave "
+        f"the model's {part} at its random initialisation, and its predictions meaningless. {fix} for a fresh head to "
+        f"train with model.new_head=true (Python: new_head=True, or reset_head=True); task=train does this by itself."
+    )

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from ..runs import RunError, find_run, step_dirs
 from .convert import unwrap_state_dict
 from .pickle_scan import needs_code, pickle_globals
 
@@ -28,7 +29,6 @@ RUN_WEIGHTS = "model.safetensors"  # what a training run writes, at its root and
 HF_CONFIG = "config.json"
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 SHARD_INDEX_SUFFIX = ".index.json"
-_STEP_DIR = re.compile(r"^step_(\d+)$")
 _SHOWN = 5  # names listed in an error
 ACCEPTS = (
     "a .safetensors or .pth/.pt/.bin/.ckpt file, a training run directory holding "
@@ -41,8 +41,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read safely, or that does not fit the model."""
 
 
-def resolve_checkpoint(path: Any) -> Path:
-    """The weights file ``path`` names: the file itself, or the one a directory holds."""
+def resolve_checkpoint(path: Any, checkpoint: str = "last") -> Path:
+    """The weights file ``path`` names: the file itself, the one a directory holds, or the one of a
+    training run's that ``checkpoint`` ('last' or 'best') selects (lucid_arch.runs)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(
@@ -50,16 +51,24 @@ def resolve_checkpoint(path: Any) -> Path:
         )
     if not p.is_dir():
         return p
-    for name in HF_WEIGHTS if (p / HF_CONFIG).is_file() else (RUN_WEIGHTS,):
-        if (p / name).is_file():
-            return p / name
-    steps = [
-        (int(m.group(1)), d / RUN_WEIGHTS)
-        for d in (p / "checkpoints").glob("step_*")
-        if (m := _STEP_DIR.match(d.name)) and (d / RUN_WEIGHTS).is_file()
-    ]
-    if steps:
-        return max(steps)[1]
+    if (p / HF_CONFIG).is_file():
+        for name in HF_WEIGHTS:
+            if (p / name).is_file():
+                return p / name
+    else:
+        try:
+            run = find_run(p)
+        except RunError:  # weights without a run's config (copied by hand): taken as the files say
+            run = None
+        if run is not None:
+            try:
+                return run.weights(checkpoint)
+            except RunError as err:
+                raise CheckpointError(str(err)) from None
+        if (p / RUN_WEIGHTS).is_file():
+            return p / RUN_WEIGHTS
+        if step_dirs(p):
+            return step_dirs(p)[-1] / RUN_WEIGHTS
     raise FileNotFoundError(
         f"pretrained weights {p}: the directory holds no weights (neither {RUN_WEIGHTS} nor "
         f"checkpoints/step_*/{RUN_WEIGHTS}, nor a Hugging Face {HF_CONFIG} with model.safetensors or "

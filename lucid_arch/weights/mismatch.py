@@ -43,7 +43,12 @@ def mismatch_error(
     rows += [f"{k} {_shape(own[k])} is not in the checkpoint" for k in missing]
     rows += [f"{k} {_shape(sd[k])} is not in the model" for k in unexpected]
     spec = model.spec
-    if "cls_token" in own and "cls_token" not in sd:
+    from ..runs import find_run
+
+    if find_run(file) is not None:
+        fix = ("it is a training run's: without model=NAME, model.pretrained=RUN rebuilds the run's own model "
+               "(in Python, create_model(RUN))")
+    elif "cls_token" in own and "cls_token" not in sd:
         fix = (
             "it is a backbone checkpoint (no class token, final norm or head): build the model as one, "
             "model.features_only=true"
@@ -56,8 +61,8 @@ def mismatch_error(
         )
     elif matches := _matching_variants(sd, encoder, spec.segmentation):
         fix = (
-            f"it matches {' and '.join(matches)}: build that, e.g. model={matches[0]} (num_classes and img_size may "
-            "differ: the head is re-initialised and position embeddings are resized)"
+            f"it matches {' and '.join(matches)}: build that, e.g. model={matches[0]} (img_size may differ: position "
+            "embeddings are resized; another num_classes needs model.new_head=true)"
         )
     else:
         fix = (

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from ..modeling.model import PyramidVisionTransformer
 from ..modeling.segmentation import SegmentationModel
-from .adapt import backbone_drops, decode_head_reason, fit_position_tables, head_reason
+from .adapt import backbone_drops, decode_head_reason, fit_position_tables, head_reason, random_head_error
 from .convert import ENCODER_PREFIX, Conversion, convert, detect_layout
 from .convert_segmentation import HEAD_PREFIXES, HeadLayoutError, convert_segmentation
 from .files import CheckpointError, hf_config_path, read_checkpoint, resolve_checkpoint
@@ -65,15 +65,19 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: Any, strict: bool = True) -> LoadReport:
+def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: Any, strict: bool = True,
+                    new_head: bool = False, checkpoint: str = "last") -> LoadReport:
     """Load a checkpoint of any supported layout into ``model`` (see the module docstring).
 
-    A segmentation model takes a whole segmentation checkpoint or an encoder's (its neck and
-    decode head then keep their initialisation); a classifier or backbone takes the encoder of
-    either. ``strict=False`` loads what fits and leaves the rest as initialised (listed in the
-    report's ``skipped``) instead of raising :class:`CheckpointError`.
+    A segmentation model takes a whole segmentation checkpoint or an encoder's; a classifier or
+    backbone takes the encoder of either. A classifier or decode head the checkpoint cannot fill
+    (another class count, or none in the file) would predict at random: that is a
+    :class:`CheckpointError` naming both class counts, unless ``new_head`` asks for a fresh head
+    (to train it). ``strict=False`` loads what fits and leaves the rest as initialised (listed in
+    the report's ``skipped``) instead of raising. ``checkpoint`` picks a training run's weights
+    ('last' or 'best') when ``path`` is a run directory.
     """
-    file = resolve_checkpoint(path)
+    file = resolve_checkpoint(path, checkpoint)
     own = model.state_dict()
     if any(t.is_meta for t in own.values()):
         raise ValueError(
@@ -109,11 +113,13 @@ def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: A
     dropped = backbone_drops(target, sd, own_encoder)
     resampled, rows_dropped = fit_position_tables(target, sd, own_encoder, class_token)
     dropped += rows_dropped
-    fresh: tuple[str, ...] = ("head.",) if reason else ()  # model keys that keep their initialisation, by design
+    fresh: tuple[str, ...] = ("head.",) if reason else ()
+    checkpoint_head: dict = {}  # model keys that keep their initialisation, by design
     if segmentation:
         if reason:  # an ImageNet classifier's head: nothing in a segmentation model reads it
             dropped.insert(0, f"head dropped (the checkpoint's {encoder.state_dict['head.weight'].shape[0]}-class "
                               "classifier; a segmentation model's encoder has none)")
+        checkpoint_head = head
         reason, fresh = decode_head_reason(head, own, model.neck is not None)
         if unread:
             reason = ("its neck and decode head are not a layout read here (strict=False): the model's keep "
@@ -126,6 +132,9 @@ def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: A
     reshaped = [k for k in full if k in own and full[k].shape != own[k].shape]
     if strict and (missing or unexpected or reshaped):
         raise mismatch_error(file, layout, model, full, own, missing, unexpected, reshaped, sd, head_layout)
+    random_head = bool(reason) and (segmentation or "head.weight" in own_encoder)  # a head of the model's keeps its init
+    if random_head and not new_head and strict:
+        raise random_head_error(file, model, encoder.state_dict, checkpoint_head, segmentation)
     fits = {k: v for k, v in full.items() if k in own and v.shape == own[k].shape}
     # Every key once, strictly: the checkpoint's where it fits, the model's own (its fresh head) elsewhere.
     model.load_state_dict({k: fits.get(k, v) for k, v in own.items()}, strict=True)
