@@ -24,6 +24,7 @@ _EXPORTS = {
     "PyramidVisionTransformer": "lucid_arch.modeling.model",
     "analyze": "lucid_arch.perf.analysis",
     "export_model": "lucid_arch.export",
+    "Predictor": "lucid_arch.inference.predictor",
 }
 
 __all__ = sorted(_EXPORTS) + ["models"]

@@ -98,13 +98,17 @@ def printed_config_problem(printed: str) -> str | None:
     from omegaconf import OmegaConf
 
     from lucid_arch.config.checks import validate_model
+    from lucid_arch.config.eval_schema import check_eval
+    from lucid_arch.config.export_schema import check_export
+    from lucid_arch.config.predict_schema import check_predict
     from lucid_arch.config.train_schema import check_train
 
+    checks = {"train": check_train, "eval": check_eval, "predict": check_predict, "export": check_export}
     cfg = OmegaConf.create(printed)
     try:
         validate_model(cfg)
-        if cfg.task.name == "train":
-            check_train(cfg.task)
+        if cfg.task.name in checks:
+            checks[cfg.task.name](cfg.task)
     except ConfigError as error:
         return str(error)
     return None

@@ -121,6 +121,8 @@ def test_the_app_builds_the_run_and_refuses_a_random_head(run, capsys):
                              "task.verify=false", "hydra.run.dir=export"], capsys)
     assert code == 2 and "segments 11 classes, and the model (segformer_b0) has 150" in err and "model.new_head=true" in err
     assert not list(Path("export").glob("*.pt2"))
+    code, _, err = run_main(["task=benchmark", "model=segformer_b0", *tiny, f"model.pretrained={run}", "hydra.run.dir=bench"], capsys)
+    assert code == 2 and "has 150: loading it would leave the model's decode head at its random initialisation" in err
 
 
 def test_a_run_still_training_and_a_killed_one_are_told_apart(run, tmp_path, caplog):

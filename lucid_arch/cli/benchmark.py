@@ -57,6 +57,16 @@ def metrics(timings: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def _build(build_model: Any, model_cfg: ModelConfig) -> Any:
+    """The model, or a weights file that does not fit it as the app's one-paragraph usage error (exit 2)."""
+    from ..weights import CheckpointError
+
+    try:
+        return build_model(model_cfg)
+    except (CheckpointError, FileNotFoundError) as error:
+        raise ConfigError([Problem("model.pretrained", str(error))], model_cfg.name) from error
+
+
 def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     import sys
 
@@ -79,7 +89,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     if factory is not None:
         references["timm"] = factory
     result = run_speed_suite(settings, references, progress=lambda line: print(line, file=sys.stderr, flush=True),
-                             build=lambda: build_model(model_cfg))
+                             build=lambda: _build(build_model, model_cfg))
     data = result.to_dict()
     write_json(job.output_dir / BENCHMARK_FILE, data)
     if job.format == "json":

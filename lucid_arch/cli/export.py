@@ -4,7 +4,9 @@ This module maps ``task.*`` (typed by lucid_arch/config/export_schema.py) onto e
 turns its setting errors into the app's one-paragraph config errors (naming ``task.KEY``),
 prints progress on stderr and the checks as a table, and returns what summary.json keeps:
 the files written (names relative to the job's directory), the dynamic ranges, every check,
-and as sweep columns the parameters, GFLOPs and each runtime's largest difference.
+the metadata both files carry (class names and preprocessing: the training run's, with
+``model.pretrained=RUN``), and as sweep columns the parameters, GFLOPs and each runtime's
+largest difference.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
 
     from ..export import ExportSettingError, VerificationError, export_model
     from ..export.api import settings_from_task
+    from ..export.metadata import origin_of
     from ..modeling.builder import build_model
     from ..perf.analysis import analyze
     from ..weights import CheckpointError
@@ -45,7 +48,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     cost = {"params": report.params, "gflops": round(report.gflops, 4)}
     progress = (lambda line: None) if job.format == "json" else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        result = export_model(model, job.output_dir, progress=progress, **settings_from_task(task))
+        result = export_model(model, job.output_dir, progress=progress, origin=origin_of(model_cfg), **settings_from_task(task))
     except ExportSettingError as error:
         raise ConfigError([Problem(f"task.{error.key}", f"task.{error.key}: {error}")], model_cfg.name) from error
     except VerificationError as error:
@@ -82,7 +85,20 @@ def _show(result: Any, record: dict[str, Any], job: Job) -> None:
         columns=["runtime", "file", "input", "max |diff|", "result"],
         rows=[[c.runtime, c.file, c.input, f"{c.max_abs_diff:.2e}", "ok" if c.ok else f"> {c.atol:g}"] for c in result.checks],
         right=frozenset({3}),
-        notes=[("written to", str(job.output_dir)), ("atol", f"{result.checks[0].atol:g} (fp32), against eager PyTorch")]
-        if result.checks else [("written to", str(job.output_dir)), ("checks", "none (task.verify=false)")],
+        notes=[("written to", str(job.output_dir)), ("carries", _carried(result.metadata)),
+               ("atol", f"{result.checks[0].atol:g} (fp32), against eager PyTorch") if result.checks else ("checks", "none (task.verify=false)")],
     )
     show(table, job.format)
+
+
+def _carried(metadata: dict[str, Any]) -> str:
+    """The metadata in a few words: task, classes, preprocessing, the run."""
+    classes = metadata["lucid_arch.classes"]
+    prep = metadata["lucid_arch.preprocessing"]
+    source = metadata["lucid_arch.source"] or {}
+    names = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+    words = [metadata["lucid_arch.task"] + (f", {len(classes)} classes ({names})" if classes else ""),
+             f"{prep['resize']} {prep['image_size'][0]}x{prep['image_size'][1]}"]
+    if source.get("run"):
+        words.append(f"from run {source['run']} ({source['weights']})")
+    return "; ".join(words) + " (lucid_arch.* metadata)"

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, ModelConfig, Problem, validate_model
-from ..runs import Run, RunError, find_run, rebuilt_config
+from ..runs import Run, RunError, find_run, read_run, rebuilt_config
 
 _WEIGHT_KEYS = ("pretrained", "checkpoint", "new_head")
 
@@ -39,6 +39,28 @@ def model_from_run(cfg: DictConfig, model_cfg: ModelConfig, job: Any) -> tuple[M
     except ConfigError as error:
         raise ConfigError([Problem(p.key, f"{p.message} (the model of run {run.root}, with this command line's model overrides)")
                            for p in error.problems], str(run.root)) from None
+
+
+def trained_run(model_cfg: ModelConfig, job: Any, task: str, does: str) -> Optional[Run]:
+    """The run whose model a predict or eval job uses (None: weights of another origin, with model=NAME).
+
+    Both need trained weights, and weights that are not a run need model=NAME to say what they are for;
+    each refusal is one paragraph naming model.pretrained. ``does``: what the task does, for the message.
+    """
+    if not model_cfg.pretrained:
+        raise ConfigError([Problem("model.pretrained", (
+            f"model.pretrained is not set, and task={task} {does}: a randomly initialised model predicts nothing "
+            "meaningful. Give a training run (model.pretrained=RUN_DIR, the directory task=train wrote; "
+            "model.checkpoint=best for its best epoch), or model=NAME model.pretrained=FILE for other weights."))], model_cfg.name)
+    try:
+        run = find_run(model_cfg.pretrained)
+        if run is None and not _chose_model(job):
+            read_run(model_cfg.pretrained)  # not a run: its RunError says what the path lacks
+            raise RunError(f"{model_cfg.pretrained} is not a training run, and without model=NAME nothing says which "
+                           "architecture its weights are for; add model=NAME (the variant they were trained as).")
+    except RunError as error:
+        raise ConfigError([Problem("model.pretrained", str(error))], model_cfg.name) from None
+    return run
 
 
 def announce(run: Run, model_cfg: ModelConfig) -> None:

@@ -27,6 +27,7 @@ from ..training import launch_env
 from ..config import ConfigError, Problem, validate_model
 from ..config.checks import suggest
 from ..extras import MissingExtra
+from ..safe_io import read_bounded, write_text_atomic
 from ..search import trial as search_trial
 from .from_run import announce, model_from_run, run_record
 
@@ -34,6 +35,7 @@ TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.bench
          "export": "lucid_arch.cli.export", "predict": "lucid_arch.cli.predict", "eval": "lucid_arch.cli.eval"}
 FORMATS = ("auto", "rich", "text", "json")
 SUMMARY_FILE = "summary.json"
+MAX_RECORD_BYTES = 64 << 20  # a summary of 100,000 class names is ~2 MB
 EXIT_USAGE = 2  # an invalid config or override, like argparse
 EXIT_FAILED = 1  # a job ran and failed
 SHOW_TRACEBACK = False  # set by the app when the user asked for HYDRA_FULL_ERROR=1
@@ -178,9 +180,17 @@ def write_json(path: Path, data: Any) -> None:
     loss) is written as null, which every reader parses, where Python's NaN/Infinity are not JSON.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON record the app wrote (a job's summary.json, a sweep's ledger), read bounded.
+
+    Another file may stand in its place: a FIFO or device raises NotRegularFile and a file over
+    :data:`MAX_RECORD_BYTES` FileTooLarge (both ValueErrors, like damaged JSON), before a byte is
+    waited for or copied; a missing file raises FileNotFoundError.
+    """
+    return json.loads(read_bounded(path, MAX_RECORD_BYTES))
 
 
 def _finite(value: Any) -> Any:

@@ -32,6 +32,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, Problem
+from ..safe_io import atomic_write
 from ..search import study as studies
 from ..search.candidate import OVER_BUDGET, Verdict, judge
 from ..search.objectives import Objectives, objectives_of
@@ -103,17 +104,20 @@ class OptunaSweeper(Sweeper):
         identity = {"space": space.describe(), "fixed": list(space.fixed), "objectives": list(objectives.names),
                     "directions": list(objectives.directions)}
         pruner = _plain(self.pruner)
+        studies.check_study_file(storage_url)  # a damaged study is refused before the ledger records a run of it
         self.ledger = sweep_ledger.open_search_ledger(self.sweep_dir, {
             "identity": identity, "storage": storage_url, "study_name": self.study_name, "pruner": pruner,
             "n_trials": self.n_trials, "sampler": _plain(self.sampler), "max_gflops": settings.max_gflops,
             "max_params": settings.max_params})
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        atomic_write(self.sweep_dir / "multirun.yaml", lambda tmp: OmegaConf.save(self.config, tmp))
 
         import hydra.utils
 
         storage = studies.open_storage(storage_url)
-        study = optuna.create_study(storage=storage, study_name=self.study_name, directions=list(objectives.directions),
-                                    sampler=hydra.utils.instantiate(self.sampler) if self.sampler else None, load_if_exists=True)
+        sampler = hydra.utils.instantiate(self.sampler) if self.sampler else None
+        with studies.study_errors(storage_url):
+            study = optuna.create_study(storage=storage, study_name=self.study_name, directions=list(objectives.directions),
+                                        sampler=sampler, load_if_exists=True)
         if [d.name.lower() for d in study.directions] != list(objectives.directions):
             raise ConfigError([Problem("hydra.sweeper.study_name", (
                 f"the study {self.study_name!r} in {storage_url} optimises {len(study.directions)} objective(s) in other "

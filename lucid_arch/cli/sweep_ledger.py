@@ -18,7 +18,6 @@ each batch of trials before it is launched, and each candidate refused before it
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -27,7 +26,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..config import ConfigError, Problem
-from .jobs import write_json
+from ..safe_io import RefusedFile
+from .jobs import read_json, write_json
 
 LEDGER = ".lucid-sweep.json"
 
@@ -71,10 +71,29 @@ def release_unused_claims() -> None:
 
 
 def read_ledger(sweep_dir: Path) -> Optional[dict[str, Any]]:
+    """The sweep's ledger, or None when the directory has none.
+
+    One that cannot be the app's (damaged JSON, another kind of file, a FIFO or gigabytes in
+    its place) is a ConfigError naming it: going on would either mix sweeps or overwrite it.
+    """
+    path = Path(sweep_dir) / LEDGER
     try:
-        return json.loads((Path(sweep_dir) / LEDGER).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        ledger = read_json(path)
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as err:
+        why = err.reason if isinstance(err, RefusedFile) else f"cannot be read ({' '.join(str(err).split())})"
+        raise _damaged(sweep_dir, path, why) from None
+    if not isinstance(ledger, dict) or not isinstance(ledger.get("jobs", []), list) or \
+            not all(isinstance(j, dict) and isinstance(j.get("num"), int) for j in ledger.get("jobs", [])):
+        raise _damaged(sweep_dir, path, "is not a sweep's record of its jobs")
+    return ledger
+
+
+def _damaged(sweep_dir: Path, path: Path, why: str) -> ConfigError:
+    return ConfigError([Problem("hydra.sweep.dir", (
+        f"hydra.sweep.dir = {str(sweep_dir)!r}: its ledger {path} {why}; the app keeps a sweep's jobs there and will "
+        f"neither guess them nor overwrite it. Give this sweep a new directory, or remove {sweep_dir} first."))])
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -90,8 +109,8 @@ def open_ledger(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> dict[str, Any
     old = read_ledger(sweep_dir)
     if old is not None and old.get("search"):
         _refuse(sweep_dir, f"holds the search of {old['search'].get('started', old.get('started', '?'))} "
-                           f"({len(old.get('jobs', []))} trials); a grid sweep")
-    if old is not None and [j["overrides"] for j in old.get("jobs", [])] != [j["overrides"] for j in planned]:
+                           f"({len(old.get('jobs', []))} trials), and a grid sweep cannot continue a search")
+    if old is not None and [j.get("overrides") for j in old.get("jobs", [])] != [j["overrides"] for j in planned]:
         _refuse(sweep_dir, f"holds the {len(old.get('jobs', []))} jobs of another sweep (started {old.get('started', '?')} "
                            f"on {old.get('host', '?')})")
     _refuse_earlier_jobs(sweep_dir, old)
@@ -109,12 +128,15 @@ def open_search_ledger(sweep_dir: Path, search: dict[str, Any]) -> dict[str, Any
         was = old.get("search")
         if not was:
             _refuse(sweep_dir, f"holds the {len(old.get('jobs', []))} jobs of a grid sweep (started {old.get('started', '?')})")
-        elif was.get("identity") != search["identity"]:
-            _refuse(sweep_dir, f"holds another search (started {was.get('started', '?')}: objectives "
-                               f"{was['identity'].get('objectives')}, space {was['identity'].get('space')})")
+        elif not isinstance(was, dict) or was.get("identity") != search["identity"]:
+            identity = (was.get("identity") if isinstance(was, dict) else None) or {}
+            _refuse(sweep_dir, f"holds another search (started {was.get('started', '?') if isinstance(was, dict) else '?'}: "
+                               f"objectives {identity.get('objectives')}, space {identity.get('space')})")
         elif old.get("host") == socket.gethostname() and old.get("pid") != os.getpid() and _alive(old.get("pid")):
-            _refuse(sweep_dir, f"is being searched right now by process {old.get('pid')}; two searches in one "
-                               f"directory would both write its ledger. Wait for it, or stop it first; this sweep")
+            raise ConfigError([Problem("hydra.sweep.dir", (
+                f"hydra.sweep.dir = {str(sweep_dir)!r} is being searched right now by process {old.get('pid')} on this "
+                f"machine, and two searches in one directory would overwrite each other's ledger and trials. Wait for that "
+                f"search to end (or stop it) and run this command again to continue it, or give this search a new directory."))])
     _refuse_earlier_jobs(sweep_dir, old)
     ledger = _new_ledger(old, (old or {}).get("jobs", []))
     ledger["launcher_errors"] = (old or {}).get("launcher_errors", {})

@@ -18,6 +18,7 @@ pareto.md, lucid_arch.search.front_report), drawn in sweep.png (lucid_arch.repor
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ..runs import job_status
-from .jobs import SUMMARY_FILE
+from ..safe_io import atomic_write, read_bounded, write_text_atomic
+from .jobs import MAX_RECORD_BYTES, SUMMARY_FILE, read_json
 from .sweep_ledger import job_dirs, read_ledger
 from ..report.tables import Table, cell, to_markdown
 
@@ -48,14 +50,21 @@ def reset() -> None:
 def _read_job(job_dir: Path, sweep_dir: Path, launcher_said: str = "") -> dict[str, Any]:
     import yaml
 
-    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    try:
+        overrides = yaml.safe_load(read_bounded(job_dir / ".hydra" / "overrides.yaml", MAX_RECORD_BYTES)) or []
+    except (OSError, ValueError, yaml.YAMLError):
+        overrides = []
+    if not isinstance(overrides, list):
+        overrides = []
     summary_path = job_dir / SUMMARY_FILE
     try:
-        record = json.loads(summary_path.read_text())
+        record = read_json(summary_path)
     except FileNotFoundError:
         record = {"status": "failed", "error": f"no {SUMMARY_FILE}: the job crashed or was killed before finishing"}
-    except json.JSONDecodeError as exc:
-        record = {"status": "failed", "error": f"unreadable {SUMMARY_FILE}: {exc}"}
+    except (OSError, ValueError) as exc:  # damaged JSON, or a FIFO or a huge file in its place (never waited on or read)
+        record = {"status": "failed", "error": f"unreadable {SUMMARY_FILE}: {' '.join(str(exc).split())}"}
+    if not isinstance(record, dict):
+        record = {"status": "failed", "error": f"unreadable {SUMMARY_FILE}: not a JSON object"}
     if record.get("status") == "running":  # written at start: still running, or killed before it could finish
         status, why = job_status(job_dir, record)
         if status == "interrupted":
@@ -82,9 +91,10 @@ def _read_job(job_dir: Path, sweep_dir: Path, launcher_said: str = "") -> dict[s
 def _job_number(job_dir: Path) -> int | None:
     """The job a directory holds: its summary's number, else the one its name starts with."""
     try:
-        num = json.loads((job_dir / SUMMARY_FILE).read_text()).get("job")
+        record = read_json(job_dir / SUMMARY_FILE)
     except (OSError, ValueError):
-        num = None
+        record = None
+    num = record.get("job") if isinstance(record, dict) else None
     head = job_dir.name.split("_")[0]
     return num if isinstance(num, int) else int(head) if head.isdigit() else None
 
@@ -110,8 +120,8 @@ def _val_curve(path: Path) -> list[tuple[int, float]]:
     """(epoch, validation score) of a training job, from its metrics.jsonl: mIoU for a segmentation
     model, accuracy for a classifier; [] for other tasks."""
     try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
+        lines = read_bounded(path, MAX_RECORD_BYTES).decode("utf-8", "replace").splitlines()
+    except (OSError, ValueError):  # none, or not the job's own (a FIFO, a huge file): no curve
         return []
     records = []
     for line in lines:
@@ -119,8 +129,8 @@ def _val_curve(path: Path) -> list[tuple[int, float]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:  # a line cut short by a kill
             break
-    key = "val_miou" if any("val_miou" in r for r in records) else "val_acc"
-    return [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
+    key = "val_miou" if any(isinstance(r, dict) and "val_miou" in r for r in records) else "val_acc"
+    return [(r["epoch"], r[key]) for r in records if isinstance(r, dict) and r.get(key) is not None and "epoch" in r]
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -156,12 +166,13 @@ def _search_columns(rows: list[dict[str, Any]]) -> list[str]:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     metrics = metric_names(rows)
     search = _search_columns(rows)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([*FIXED_COLUMNS, *search, *metrics, "error", "dir"])
-        for r in rows:
-            writer.writerow([*(r[c] for c in FIXED_COLUMNS), *(r.get(c, "") for c in search), *(r["metrics"].get(m, "") for m in metrics),
-                             r["error"], r["dir"]])
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow([*FIXED_COLUMNS, *search, *metrics, "error", "dir"])
+    for r in rows:
+        writer.writerow([*(r[c] for c in FIXED_COLUMNS), *(r.get(c, "") for c in search), *(r["metrics"].get(m, "") for m in metrics),
+                         r["error"], r["dir"]])
+    atomic_write(path, lambda tmp: tmp.write_text(out.getvalue(), encoding="utf-8", newline=""))
 
 
 def common_overrides(rows: list[dict[str, Any]]) -> list[str]:
@@ -191,7 +202,7 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         right=frozenset(range(len(FIXED_COLUMNS) + len(search), len(FIXED_COLUMNS) + len(search) + len(metrics))),
         notes=[("every job", f"`{' '.join(common)}`")] if common else [],
     )
-    path.write_text(to_markdown(table) + "\n")
+    write_text_atomic(path, to_markdown(table) + "\n")
 
 
 def write_report(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -231,4 +242,17 @@ class SweepReport(Callback):
         rows = write_report(sweep_dir)
         _failed = sum(r["status"] not in NOT_FAILED for r in rows)
         also = ", pareto.md, pareto.csv" if (sweep_dir / "pareto.md").is_file() else ""
-        print(f"lucid-arch: sweep of {len(rows)} jobs ({_failed} failed or missing): {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png{also}")
+        print(f"lucid-arch: {outcome_line(rows)}: {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png{also}")
+
+
+def outcome_line(rows: list[dict[str, Any]]) -> str:
+    """'sweep of 4 jobs (1 failed or missing)', or for a search what its candidates became, rejected ones apart."""
+    failed = sum(r["status"] not in NOT_FAILED for r in rows)
+    if not any("trial" in r for r in rows):
+        return f"sweep of {len(rows)} jobs ({failed} failed or missing)"
+    rejected = sum(r["status"] == "rejected" for r in rows)
+    ran = len(rows) - rejected
+    if not ran:
+        return (f"search of {len(rows)} candidates, every one rejected before running: no job ran (see their reasons in "
+                "sweep.md; widen the space or the budgets)")
+    return f"search of {len(rows)} candidates: {rejected} rejected before running, {ran} jobs ran ({failed} failed or missing)"

@@ -27,6 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
+from ..safe_io import atomic_write
 from . import sweep_ledger
 
 
@@ -43,7 +44,7 @@ class Sweeper(BasicSweeper):
             self.validate_batch_is_legal(batch)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         ledger = sweep_ledger.open_ledger(sweep_dir, [job for batch in self.overrides for job in batch])
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        atomic_write(sweep_dir / "multirun.yaml", lambda tmp: OmegaConf.save(self.config, tmp))
 
         returns = []
         first = 0

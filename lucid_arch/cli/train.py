@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -127,3 +127,22 @@ def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
                *([("resumed from", result.resumed_from)] if result.resumed_from else [])],
     )
     show(table, job.format)
+    per_class = _class_iou_table(result)
+    if per_class is not None:
+        show(per_class, job.format)
+
+
+def _class_iou_table(result: Any) -> Optional[Table]:
+    """The last validation's IoU per class, by name: which classes the mIoU above hides (segmentation only).
+
+    Printed once, after the run: a row per class every epoch would drown the log."""
+    from ..report.class_table import ClassFigures, class_table
+
+    last = next((r for r in reversed(result.history) if r.get("val_iou") is not None), None)
+    if last is None or len(last["val_iou"]) != len(result.classes):
+        return None
+    figures = ClassFigures(names=result.classes, scores={"IoU": last["val_iou"]})
+    notes = [("validation", f"epoch {last['epoch']}, mIoU {last['val_miou']:.2%}")]
+    if None in last["val_iou"]:
+        notes.append(("nan", "a class neither labelled nor predicted in the validation split"))
+    return class_table(figures, "validation IoU per class", notes=notes)

@@ -18,6 +18,7 @@ its provenance (naming the file that smuggled the key), and no torch is imported
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Sequence
@@ -241,9 +242,30 @@ def _lines(provider_path: str, config_path: str) -> tuple[tuple[str, int], ...]:
     if not provider_path.startswith("file://"):
         return ()
     try:  # already read once under the model-file rules, so small and UTF-8
-        return tuple(top_level_lines(_file(provider_path, config_path).read_text(encoding="utf-8")).items())
+        text = _file(provider_path, config_path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return ()
+    return tuple({**top_level_lines(text), **section_field_lines(text)}.items())
+
+
+def section_field_lines(text: str) -> dict[str, int]:
+    """'decode_head.channels' -> its line, for the fields a section sets in block style.
+
+    An error in a section's field then points at the field's own line, not the section's; a
+    section written in flow style (``decode_head: {type: fpn}``) keeps the section's line.
+    """
+    out: dict[str, int] = {}
+    section, indent = None, None
+    for number, line in enumerate(text.splitlines(), start=1):
+        top = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:", line)
+        if top:
+            section, indent = (top.group(1), None) if top.group(1) in SECTIONS else (None, None)
+            continue
+        nested = re.match(r"^(\s+)([A-Za-z_][A-Za-z0-9_]*)\s*:", line) if section else None
+        if nested and indent in (None, len(nested.group(1))):  # the section's own fields, not a deeper level's
+            indent = len(nested.group(1))
+            out.setdefault(f"{section}.{nested.group(2)}", number)
+    return out
 
 
 def _label(provider_path: str, config_path: str, root: Path, display_root: Optional[str]) -> str:

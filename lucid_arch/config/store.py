@@ -6,7 +6,9 @@ training schema reuses the model layer's problem reporting, which reads the mode
 
 from __future__ import annotations
 
+from .eval_schema import EvalConfig
 from .export_schema import ExportConfig
+from .predict_schema import PredictConfig
 from .schema import ModelConfig
 from .train_schema import TrainConfig
 
@@ -24,3 +26,5 @@ def register_configs() -> None:
     store.store(group="model", name="_schema", node=ModelConfig)
     store.store(group="task", name="_train_schema", node=TrainConfig)
     store.store(group="task", name="_export_schema", node=ExportConfig)
+    store.store(group="task", name="_predict_schema", node=PredictConfig)
+    store.store(group="task", name="_eval_schema", node=EvalConfig)

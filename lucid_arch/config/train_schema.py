@@ -176,9 +176,16 @@ class TrainConfig:
     )
     progress: str = field(
         default="auto",
-        metadata=_doc("'bar' (a live progress bar), 'log' (a line every log_every steps), 'none', or auto: bar in a terminal, log otherwise."),
+        metadata=_doc("'bar' (a live progress bar), 'log' (a line every log_every steps or log_seconds seconds), 'none', or auto: bar in a terminal, log otherwise."),
     )
     log_every: int = field(default=50, metadata=_doc("Steps between progress lines when progress is 'log'."))
+    log_seconds: float = field(
+        default=30.0,
+        metadata=_doc(
+            """progress is 'log': also a line once this many seconds have passed since the last one,
+            whichever comes first with log_every, so a log shows a slow run is alive. 0: by steps only."""
+        ),
+    )
     threads: Optional[int] = field(
         default=None,
         metadata=_doc(
@@ -232,6 +239,8 @@ def check_train(task: Any) -> None:
             bad(key, "must be at least 1.")
     if task.threads is not None and task.threads < 1:
         bad("threads", "must be at least 1, or null for torch's default.")
+    if task.log_seconds < 0:
+        bad("log_seconds", "must be 0 (lines by steps only) or more seconds.")
     for key in ("checkpoint_every", "data.num_workers"):
         if _get(task, key) < 0:
             bad(key, "must be 0 or more.")

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ..safe_io import open_regular
+from .names import names_problem
 from .seeds import generator
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -171,7 +173,7 @@ def load_image(path: str | os.PathLike, image_size: int | Sequence[int]) -> torc
     cover_h, cover_w = max(crop_h, round(crop_h / CROP_FRACTION)), max(crop_w, round(crop_w / CROP_FRACTION))
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:  # reads the header only
+        with open_regular(path) as f, Image.open(f) as im:  # a FIFO or device is refused, never waited on; the header only
             _check_pixels(im.size, cover_h, cover_w)
             im.draft("RGB", (cover_w, cover_h))  # JPEG: decode at a reduced scale, still >= the target
             if im.mode == "P" and "transparency" in im.info:
@@ -281,6 +283,9 @@ def _scan_classes(root: Path, training: bool = True) -> tuple[list[str], dict[st
             f"Image folder {root} has no class sub-folders. Put each class's images in its own "
             f"folder: {root}/CLASS_NAME/image.jpg (the folder names become the class names)."
         )
+    problem = names_problem(classes, lambda k: f"the class folder {str(root / classes[k])!r}")
+    if problem:
+        raise DatasetError(f"Image folder {root}: {problem}. The folder names become the class names: rename that folder.")
     if len(classes) == 1 and training:  # a fixed split's val/ may hold a subset of train/'s classes
         raise DatasetError(
             f"Image folder {root} has one class folder ({classes[0]}): a classifier needs two or more. Add a "

@@ -34,7 +34,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .folder import DatasetError, DatasetNotFoundError, _check_pixels, _hw, _images_under, _key, _reason, _resized, _stratified
+from ..safe_io import open_regular, special_kind
 from .ignore import IGNORE
+from .names import name_file_problem, names_problem, read_name_lines
 
 CLASSES_FILE = "classes.txt"
 MASK_MODES = ("L", "P")
@@ -126,24 +128,42 @@ def class_names(masks: Path, num_classes: int | None) -> list[str]:
         what = "is a file, not a folder" if masks.exists() else "does not exist"
         raise MaskFolderNotFoundError(f"Mask folder {masks} {what}. Point task.data.masks at the folder of PNG label maps, laid "
                                    f"out like task.data.root (root/a/x.jpg -> masks/a/x.png).")
-    if not file.is_file():
+    if not os.path.lexists(file):
         if num_classes is None:
             raise MaskError(f"{masks} has no {CLASSES_FILE} and task.data.num_classes is not set, so the number of classes is "
                                f"unknown. Write the class names to {file}, one per line (line k names id k; 255 is ignore), "
                                f"or set task.data.num_classes=N for classes named 0 .. N-1.")
         return [str(k) for k in range(num_classes)]
-    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    names = read_class_names(file, IGNORE)
+    if num_classes is not None and num_classes != len(names):
+        raise MaskError(f"task.data.num_classes = {num_classes}, but {file} names {len(names)} classes. Drop "
+                           f"task.data.num_classes (the file decides) or make the two agree.")
+    return names
+
+
+def read_class_names(file: Path, most: int) -> list[str]:
+    """The class names of a ``classes.txt`` (line k names id k), each line checked; MaskError naming the file and line.
+
+    Bounded before anything is read (:data:`lucid_arch.data.names.MAX_LIST_BYTES`): the names
+    end up in every summary and report, so a file of gigabytes, or of one enormous line, is
+    refused rather than copied.
+    """
+    fix = "Write one class name per line, background (id 0) first if the masks have one."
+    try:
+        lines = read_name_lines(file)
+    except (OSError, ValueError) as err:
+        raise MaskError(f"{file}: {name_file_problem(err, file)}. {fix}") from None
     while lines and not lines[-1].strip():
         lines.pop()
     names = [line.strip() for line in lines]
     blank = [k for k, name in enumerate(names) if not name]
-    if blank or len(names) < 2 or len(names) > IGNORE:
+    if blank or len(names) < 2 or len(names) > most:
         why = (f"line {blank[0] + 1} is blank (line k names id k - 1: a blank would leave a class unnamed)" if blank else
-               f"it names {len(names)} class(es); a segmentation needs 2 to {IGNORE} (id {IGNORE} is ignore)")
-        raise MaskError(f"{file}: {why}. Write one class name per line, background (id 0) first if the masks have one.")
-    if num_classes is not None and num_classes != len(names):
-        raise MaskError(f"task.data.num_classes = {num_classes}, but {file} names {len(names)} classes. Drop "
-                           f"task.data.num_classes (the file decides) or make the two agree.")
+               f"it names {len(names)} class(es); a segmentation needs 2 to {most} (id {IGNORE} is ignore)")
+        raise MaskError(f"{file}: {why}. {fix}")
+    problem = names_problem(names, lambda k: f"line {k + 1}")
+    if problem:
+        raise MaskError(f"{file}: {problem}. {fix}")
     return names
 
 
@@ -169,15 +189,38 @@ def _scan(root: Path, masks: Path) -> list[Path] | dict[str, list[Path]]:
     return found if has_train else found["all"]
 
 
+def _mode_fix(mode: str) -> str:
+    """The rest of the sentence for a mask of ``mode``: what it is, and the conversion that makes it a label map."""
+    rule = "a label map is 8-bit, mode L or P, each pixel a class id (255: ignore)"
+    if mode == "1":
+        return (f", 1 bit per pixel: PIL reads its pixels as 0 and 255, and 255 is ignore; {rule}. Save it as mode L with the "
+                "class ids themselves (0 and 1): Image.fromarray((np.array(mask) > 0).astype(np.uint8)).")
+    if mode.startswith(("I", "F")):
+        return (f" ({'floating-point' if mode.startswith('F') else '16- or 32-bit'} values); {rule}. Save the ids as 8-bit "
+                "(np.uint8, ids 0 .. 254) with mode L; more than 255 classes do not fit a label map read here.")
+    if mode in ("LA", "PA", "La"):
+        return f" (ids with an alpha channel); {rule}. Drop the alpha channel: mask.getchannel(0) saved as mode {mode[0]}."
+    return (f" (colour-coded: several channels per pixel); {rule}. Convert colour-coded masks to ids (one id per colour), "
+            "saved as mode L or P.")
+
+
 def _masks_of(images: list[Path], root: Path, masks: Path) -> dict[Path, str]:
-    """Each image's mask path; every image must have its mask."""
-    pairs, missing = {}, []
+    """Each image's mask path; every image must have its mask, and it must be a file."""
+    pairs, missing, special = {}, [], []
     for image in images:
         mask = masks / image.relative_to(root).with_suffix(".png")
-        if mask.is_file():
+        kind = special_kind(mask)
+        if kind:
+            special.append(f"{mask} is {kind}")
+        elif mask.is_file():
             pairs[image] = str(mask)
         else:
             missing.append((image, mask))
+    if special:
+        more = f" (and {len(special) - _NAMED} more)" if len(special) > _NAMED else ""
+        raise MaskError(f"{len(special)} label map path(s) under task.data.masks={masks} are not regular files: "
+                        f"{'; '.join(special[:_NAMED])}{more}. A label map is a PNG file: replace each with its image's "
+                        f"label map, or move the image out of {root}.")
     if missing:
         named = "; ".join(f"{image} has no {mask}" for image, mask in missing[:_NAMED])
         more = f" (and {len(missing) - _NAMED} more)" if len(missing) > _NAMED else ""
@@ -200,7 +243,7 @@ def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike, image
     crop_h, crop_w = _hw(image_size)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(image_path) as im:
+        with open_regular(image_path) as f, Image.open(f) as im:  # a FIFO or device: refused, never waited on
             _check_pixels(im.size, crop_h, crop_w)
             size = im.size
             im.draft("RGB", (crop_w, crop_h))  # JPEG: decode at a reduced scale, still >= the target
@@ -208,10 +251,9 @@ def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike, image
                 im = im.convert("RGBA")
             im = im.convert("RGB")
         try:
-            with Image.open(mask_path) as mask:
+            with open_regular(mask_path) as f, Image.open(f) as mask:
                 if mask.mode not in MASK_MODES:
-                    raise MaskError(f"Mask {mask_path} is a mode {mask.mode} image; a label map is 8-bit, mode L or P, each "
-                                       f"pixel a class id (255: ignore). Convert colour-coded masks to ids (one id per colour).")
+                    raise MaskError(f"Mask {mask_path} is a mode {mask.mode} image{_mode_fix(mask.mode)}")
                 if mask.size != size:
                     raise _PairError(f"{mask.size[0]}x{mask.size[1]} pixels, but its image {image_path} is {size[0]}x{size[1]}; "
                                      f"a label map must have its image's size: resize it with nearest-neighbour, or remove the pair", str(mask_path))

@@ -7,11 +7,14 @@ be found or is invalid, a bad argument). torch is imported only once both sides 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import io
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Optional, Sequence, TextIO
+
+from ..safe_io import write_text_atomic
 
 EPILOG = """\
 sides:
@@ -77,13 +80,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     if (args.review is None) != (args.old is not None and args.new is not None) or (args.review and args.old):
         p.error("give OLD and NEW, or --review REV")
+    if args.output and not Path(args.output).expanduser().parent.is_dir():
+        p.error(f"--output {args.output}: no such directory {Path(args.output).expanduser().parent}")
+    out: TextIO = io.StringIO() if args.output else sys.stdout  # the file is written whole at the end, or not at all
     try:
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    except OSError as err:
-        p.error(f"--output {args.output}: {err.strerror}")
-    try:
-        with out if args.output else contextlib.nullcontext():
-            code = _review(args, out) if args.review else _run(args, out)
+        code = _review(args, out) if args.review else _run(args, out)
+        if args.output:
+            try:
+                write_text_atomic(Path(args.output).expanduser(), out.getvalue())
+            except OSError as err:
+                print(f"lucid-arch-diff: --output {args.output}: {err.strerror or err} (exit 2).", file=sys.stderr)
+                return EXIT_TROUBLE
         sys.stdout.flush()  # here, not at exit, where a closed pipe would make Python exit 120
         return code
     except BrokenPipeError:  # `lucid-arch-diff ... | head`: the reader left

@@ -3,8 +3,9 @@ and width, each checked against eager PyTorch at several sizes before it is call
 
 ``export_model`` (api.py) is the entry point, for Python and for the app's ``task=export``
 (cli/export.py). The steps are small modules: dynamic.py (which sizes, and the smallest a
-model's geometry allows), torch_program.py (torch.export), onnx_model.py (torch.onnx, opset),
-verify.py (onnxruntime and torch against eager). Importing this package imports torch;
+model's geometry allows), torch_program.py (torch.export), input_check.py (the .pt2's own
+size check), onnx_model.py (torch.onnx, opset), metadata.py (task, class names, preprocessing:
+what both files carry), verify.py (onnxruntime and torch against eager). Importing this package imports torch;
 onnx, onnxscript and onnxruntime only when ONNX is written or checked (the ``export`` extra).
 """
 

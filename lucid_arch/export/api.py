@@ -4,7 +4,9 @@ The steps live in their own modules (dynamic: the input ranges; torch_program: t
 onnx_model: torch.onnx; verify: the checks); this one orders them and keeps the record. It
 works for any ``nn.Module`` whose forward takes one image batch and returns a tensor or a
 list/tuple of tensors: a classifier, a ``features_only`` backbone, or a wrapper holding a PVT
-(a segmentation model), whose smallest input is read from the PVT inside it.
+(a segmentation model), whose smallest input is read from the PVT inside it. Both files carry
+what using the model needs (metadata.py: task, class names, preprocessing, input and outputs),
+from the training run the weights come from when there is one.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from ..config.geometry import image_hw, size_text
 from ..extras import require
 from ..modeling.model import PyramidVisionTransformer
 from ..modeling.segmentation import SegmentationModel
+from ..runs import Preprocessing
+from . import metadata as meta
 from . import onnx_model, torch_program
 from .dynamic import ExportSettingError, InputShapes, find_spec, input_shapes
+from .input_check import with_size_checks
 from .verify import Check, check_shapes, failure, flat_outputs, run_checks
 
 INPUT_NAME = "image"
@@ -44,6 +49,7 @@ class ExportResult:
     output_names: list[str]
     checks: list[Check] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # what both files carry (metadata.py), keys lucid_arch.*
 
     def max_abs_diff(self, runtime: str) -> Optional[float]:
         diffs = [c.max_abs_diff for c in self.checks if c.runtime == runtime]
@@ -63,6 +69,7 @@ class ExportResult:
             "traced_input": list(self.shapes.sample),
             "checks": [c.to_dict() for c in self.checks],
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "metadata": self.metadata,
         }
 
 
@@ -99,6 +106,9 @@ def export_model(
     img_size: Any = None,
     in_channels: Optional[int] = None,
     name: Optional[str] = None,
+    classes: Optional[Sequence[str]] = None,
+    preprocessing: Optional[Preprocessing] = None,
+    origin: Optional[meta.Origin] = None,
     progress: Optional[Callable[[str], None]] = None,
 ) -> ExportResult:
     """Export ``model`` to ``output_dir``/NAME.pt2 and NAME.onnx, then check both against eager PyTorch.
@@ -107,7 +117,11 @@ def export_model(
     composed Hydra config; its ``pretrained`` weights are loaded). The settings are
     ``task=export``'s (lucid_arch/config/export_schema.py documents each); ``img_size`` (the
     traced size, default the model's own), ``in_channels`` and ``name`` matter only for
-    models that hold no PVT. Raises :class:`~lucid_arch.export.verify.VerificationError`
+    models that hold no PVT. ``classes`` (one name per class) and ``preprocessing`` go into the
+    files' metadata; by default they are the training run's when the weights come from one (a run
+    directory as ``model``, or a config whose ``pretrained`` points into a run; ``origin`` gives
+    them found elsewhere), else classes "0", "1", ... and ImageNet's statistics at the model's
+    size. Raises :class:`~lucid_arch.export.verify.VerificationError`
     (files kept, ``error.result`` set) when a check differs by more than ``atol``,
     :class:`~lucid_arch.extras.MissingExtra` when ONNX is asked for without ``lucid-arch[export]``.
     """
@@ -118,6 +132,7 @@ def export_model(
     check_export(settings)
     if "onnx" in formats:
         require("export", "ONNX export")  # before minutes of tracing, not after
+    origin = origin or (meta.origin_of(model) if not isinstance(model, nn.Module) else meta.Origin())
     module = _as_module(model)
     spec = find_spec(module)
     if img_size is None and spec is None:
@@ -137,17 +152,19 @@ def export_model(
         with torch.no_grad():
             outputs = flat_outputs(module(torch.zeros(shapes.sample)))
         result = ExportResult(name, out_dir, {}, shapes, opset if "onnx" in formats else None, INPUT_NAME, _output_names(module, outputs))
+        result.metadata = _metadata(module, spec, name, shapes, result.output_names, outputs, classes, preprocessing, origin)
         say(f"{name}: torch.export at {size_text(shapes.sample)} ({shapes.text()})")
         start = time.perf_counter()
         program = torch_program.trace(module, shapes, name)
         result.seconds["torch.export"] = time.perf_counter() - start
         if "pt2" in formats:
-            result.files["pt2"] = torch_program.save(program, out_dir / f"{name}.pt2")
+            result.files["pt2"] = torch_program.save(with_size_checks(program, shapes, name), out_dir / f"{name}.pt2", result.metadata)
             say(f"{name}: wrote {result.files['pt2'].name} ({time.perf_counter() - start:.1f} s)")
         if "onnx" in formats:
             say(f"{name}: ONNX opset {opset}")
             start = time.perf_counter()
-            written = onnx_model.write(program, shapes, out_dir / f"{name}.onnx", opset, INPUT_NAME, result.output_names, name)
+            written = onnx_model.write(program, shapes, out_dir / f"{name}.onnx", opset, INPUT_NAME, result.output_names, name,
+                                       meta.as_strings(result.metadata))
             result.files["onnx"] = written[0]
             result.files.update({"onnx_data": p for p in written[1:2]})
             result.seconds["onnx"] = time.perf_counter() - start
@@ -165,6 +182,36 @@ def export_model(
         return result
     finally:
         module.train(was_training)
+
+
+def _task(module: nn.Module, outputs: Sequence[torch.Tensor]) -> str:
+    """What the outputs are: a segmentation model's logits, a classifier's scores, or feature maps."""
+    if isinstance(module, SegmentationModel):
+        return "segmentation"
+    if len(outputs) == 1 and outputs[0].dim() == 2:
+        return "classification"
+    return "features"
+
+
+def _metadata(module: nn.Module, spec: Any, name: str, shapes: InputShapes, output_names: list[str], outputs: Sequence[torch.Tensor],
+              classes: Optional[Sequence[str]], preprocessing: Optional[Preprocessing], origin: meta.Origin) -> dict[str, Any]:
+    """The files' metadata (metadata.py): given names and preprocessing, else the origin's, else the defaults."""
+    task = _task(module, outputs)
+    count = int(outputs[0].shape[1]) if task != "features" else 0
+    if classes is not None and len(classes) != count:
+        raise ExportSettingError("classes", f"{len(classes)} class names for a model with {count} classes: give one name per "
+                                 f"output channel of {output_names[0]}.")
+    if classes is None and origin.classes is not None and len(origin.classes) == count:
+        classes = origin.classes  # a run's names; a head re-sized since (model.new_head) keeps numbered ones
+    if preprocessing is None:
+        size = spec.input_size if spec is not None else shapes.size
+        preprocessing = origin.preprocessing or Preprocessing(image_size=tuple(size), resize="keep_ratio" if task == "segmentation" else "center_crop")
+    strides = [max(1, round(shapes.size[0] / out.shape[-2])) if out.dim() == 4 else 1 for out in outputs]
+    return meta.entries(
+        model=name, task=task, classes=[str(c) for c in classes] if classes is not None else [str(i) for i in range(count)],
+        preprocessing=preprocessing, input=meta.input_entry(INPUT_NAME, shapes.sample, shapes.ranges),
+        outputs=meta.output_entries(task, output_names, [int(o.shape[1]) for o in outputs], strides), source=origin.source,
+    )
 
 
 def settings_from_task(task: ExportConfig) -> dict[str, Any]:

@@ -4,13 +4,16 @@ The ExportedProgram from the torch.export step is handed over as is (torch.onnx 
 to its own operator set), so torch.export runs once and both files come from the same trace,
 with the same dynamic dimensions, named batch, height and width in the ONNX input. Opset: :data:`lucid_arch.config.export_schema.DEFAULT_OPSET`, whose
 comment says why. Weights over 2 GB go to a side file beside MODEL.onnx, which is then
-listed among the outputs.
+listed among the outputs. The model's metadata (metadata.py) goes into the file's metadata_props.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -27,8 +30,12 @@ def write(
     input_name: str,
     output_names: Sequence[str],
     name: str,
+    metadata: Optional[Mapping[str, str]] = None,
 ) -> list[Path]:
-    """Write ``path`` (and its external weights, if any); the files written."""
+    """Write ``path`` (and its external weights, if any) with ``metadata`` as its metadata_props; the files written.
+
+    The files are written into a hidden directory beside ``path`` and moved into place weights first,
+    the model last (its external-data references name the final files), so a reader never finds half a model."""
     require("export", "ONNX export")
     try:
         with quiet_exporters():
@@ -45,8 +52,21 @@ def write(
             )
     except Exception as error:
         raise ExportFailed(f"torch.onnx could not convert {name} at opset {opset}: {one_paragraph(error)}.") from error
-    onnx_program.save(str(path))
-    return sorted(path.parent.glob(path.name + "*"))  # MODEL.onnx, then its external weights (beyond 2 GB)
+    if metadata:
+        onnx_program.model.metadata_props.update(metadata)
+        onnx_program.model.doc_string = (f"{metadata.get('lucid_arch.model', name)} ({metadata.get('lucid_arch.task', 'model')}), "
+                                         "exported by lucid_arch; metadata_props lucid_arch.* describe its input and outputs")
+    staging = path.parent / f".{path.name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        onnx_program.save(str(staging / path.name))
+        written = sorted(staging.iterdir(), key=lambda p: (p.name == path.name, p.name))  # the model itself last
+        for file in written:
+            os.replace(file, path.parent / file.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sorted((path.parent / f.name for f in written), key=lambda p: (p.name != path.name, p.name))  # MODEL.onnx first
 
 
 def runner(path: Path) -> Callable[[torch.Tensor], list[torch.Tensor]]:

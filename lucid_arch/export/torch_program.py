@@ -3,21 +3,27 @@
 Non-strict tracing (``strict=False``, torch 2.13's default) runs the model's own Python with
 fake tensors, so the model code decides what is traced (see modeling/layers/shapes.py for how
 it keeps size-dependent shortcuts out of a symbolic trace). The program is saved as traced (the
-ATen training IR): AOTInductor, ExecuTorch and torch.onnx each lower it further themselves.
+ATen training IR), with an input check of its own in front (input_check.py) and the model's
+metadata (metadata.py) beside it in the archive: AOTInductor, ExecuTorch and torch.onnx each lower
+it further themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from .dynamic import InputShapes
+from .metadata import PT2_FILE
 
 
 _NOISY_LOGGERS = ("torch.onnx._internal.exporter._registration", "onnx_ir", "onnxscript")
@@ -79,8 +85,16 @@ def trace(model: nn.Module, shapes: InputShapes, name: str) -> torch.export.Expo
         raise ExportFailed(f"torch.export could not trace {name} ({shapes.text()}): {one_paragraph(error)}; {fix}.") from error
 
 
-def save(program: torch.export.ExportedProgram, path: Path) -> Path:
-    torch.export.save(program, str(path))
+def save(program: torch.export.ExportedProgram, path: Path, metadata: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write ``path`` whole or not at all, with ``metadata`` as the archive's extra file lucid_arch.json
+    (``torch.export.load(path, extra_files={"lucid_arch.json": ""})`` fills that entry with it)."""
+    extra = {PT2_FILE: json.dumps(dict(metadata), indent=1)} if metadata is not None else None
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # torch warns about an archive not named *.pt2
+    try:
+        torch.export.save(program, str(tmp), extra_files=extra)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ..report.tables import Table, to_text
+from ..safe_io import write_text_atomic
 
 Thunk = Callable[[], Any]
 
@@ -296,4 +297,4 @@ def write_json(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None
         raise TypeError(f"not JSON-able: {type(obj).__name__}")
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2, default=default) + "\n")
+    write_text_atomic(path, json.dumps(payload, indent=2, default=default) + "\n")

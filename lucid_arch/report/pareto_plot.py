@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..safe_io import atomic_write
 from .sweep_plot import Marker, _label_points, _scale, _title
 
 FRONT_COLOUR, DOMINATED_COLOUR, PRUNED_COLOUR, REJECTED_COLOUR = "tab:blue", "0.6", "0.45", "tab:red"
@@ -139,4 +140,5 @@ def figure(rows: list[dict[str, Any]], objectives: Any, title: str) -> Any:
 
 
 def write_pareto_plot(rows: list[dict[str, Any]], objectives: Any, path: Path, title: str) -> None:
-    figure(rows, objectives, title).savefig(path)
+    fig = figure(rows, objectives, title)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..safe_io import atomic_write
 from .label_layout import place_labels, stack_labels
 from .sweep_styles import Encoding, encode
 
@@ -28,7 +29,8 @@ POINT_AREA = 64.0  # scatter marker area, points^2
 LABEL_SIZE = 8
 LABEL_GID = "job-label"  # the gid of every job label, for tests to find them
 # A training sweep's score, the first of these every finished job has: (metric, axis label).
-SCORES = (("val_acc", "validation accuracy (%)"), ("val_miou", "validation mIoU (%)"))
+SCORES = (("val_acc", "validation accuracy (%)"), ("val_miou", "validation mIoU (%)"), ("mIoU", "mIoU (%)"),
+          ("top1", "top-1 accuracy (%)"))
 
 
 @dataclass(frozen=True)
@@ -275,5 +277,6 @@ def figure(rows: list[dict[str, Any]], title: str) -> Any:
 
 
 def write_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """sweep.png: the sweep's figure, written to ``path``."""
-    figure(rows, title).savefig(path)
+    """sweep.png: the sweep's figure, written to ``path`` whole or not at all."""
+    fig = figure(rows, title)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

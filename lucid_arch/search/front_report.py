@@ -9,10 +9,12 @@ summary.json, the record that outlives any database.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, Optional
 
 from ..report.tables import Table, cell, to_markdown
+from ..safe_io import atomic_write, write_text_atomic
 from .objectives import MAXIMIZE, Objectives
 from .pareto import dominates, front
 
@@ -63,13 +65,14 @@ def write_csv(rows: list[dict[str, Any]], objectives: Objectives, path: Path) ->
     """Every trial with objective values: on the front or not, and which trials dominate it."""
     done = [r for r in rows if r["place"] in (FRONT, DOMINATED)]
     extra = _extra_columns(done, objectives)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["trial", "job", "front", *objectives.names, *extra, "baseline", "dominated_by", "overrides", "dir"])
-        for r in sorted(done, key=lambda r: (r["place"] != FRONT, r["trial"])):
-            out.writerow([r["trial"], r["job"], "yes" if r["place"] == FRONT else "no", *(r["metrics"][n] for n in objectives.names),
-                          *(r["metrics"].get(m, "") for m in extra), "yes" if r.get("baseline") else "",
-                          " ".join(map(str, r["dominated_by"])), r["overrides"], r["dir"]])
+    text = io.StringIO(newline="")
+    out = csv.writer(text)
+    out.writerow(["trial", "job", "front", *objectives.names, *extra, "baseline", "dominated_by", "overrides", "dir"])
+    for r in sorted(done, key=lambda r: (r["place"] != FRONT, r["trial"])):
+        out.writerow([r["trial"], r["job"], "yes" if r["place"] == FRONT else "no", *(r["metrics"][n] for n in objectives.names),
+                      *(r["metrics"].get(m, "") for m in extra), "yes" if r.get("baseline") else "",
+                      " ".join(map(str, r["dominated_by"])), r["overrides"], r["dir"]])
+    atomic_write(path, lambda tmp: tmp.write_text(text.getvalue(), encoding="utf-8", newline=""))
 
 
 def trade_offs(rows: list[dict[str, Any]], objectives: Objectives, common: tuple[str, ...] = ()) -> list[str]:
@@ -143,7 +146,7 @@ def write_markdown(rows: list[dict[str, Any]], objectives: Objectives, path: Pat
              f"front, {n[DOMINATED]} dominated, {n['pruned']} pruned, {n['failed']} failed" + (f", {n['missing']} missing" if n["missing"] else "")
              + f"; {n['rejected']} candidates rejected before running (sweep.md says why).")
     text = to_markdown(table) + "\n\n" + tally + "\n\n#### Best trade-offs\n\n" + "\n".join(trade_offs(rows, objectives, tuple(common))) + "\n"
-    path.write_text(text)
+    write_text_atomic(path, text)
 
 
 def write(rows: list[dict[str, Any]], search: dict[str, Any], sweep_dir: Path, common: list[str]) -> Objectives:

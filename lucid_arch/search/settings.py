@@ -6,6 +6,7 @@ records what its search optimised and refused; the sweeper reads it from the com
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -34,9 +35,12 @@ class SearchSettings:
 def _positive(problems: list[Problem], key: str, value: Any, kind: type, allow_none: bool = True) -> Any:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()) or value <= 0:
+    # nan compares false with everything, so "value <= 0" lets it through: a budget of nan would refuse nothing.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or \
+            (kind is int and not float(value).is_integer()) or value <= 0:
+        unlimited = " (null sets no limit; nan and inf are not numbers a budget can compare with)" if allow_none else ""
         problems.append(Problem(key, f"{key} = {value!r}: give a positive {'integer' if kind is int else 'number'}"
-                                     f"{' or null' if allow_none else ''}."))
+                                     f"{' or null' if allow_none else ''}{unlimited}."))
         return None
     return kind(value)
 

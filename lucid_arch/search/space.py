@@ -13,12 +13,14 @@ stores what the job was given, verbatim.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from ..config import ConfigError, Problem
 
 CHOICE, INT, FLOAT = "choice", "int", "float"
+MAX_GRID = 10_000  # values of a float range(...), each a choice of the study
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def _problem(key: str, message: str) -> ConfigError:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (nan and inf would make a range endless and an interval unbounded)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def dim_of(override: Any, options: Callable[[str], list[str]]) -> Optional[Dim]:
@@ -113,19 +116,12 @@ def dim_of(override: Any, options: Callable[[str], list[str]]) -> Optional[Dim]:
             raise _problem(key, f"{line}: a choice needs at least one value.")
         return Dim(key, CHOICE, choices)
     if override.is_range_sweep():
-        sweep = override.value()
-        values = list(sweep.range())
-        if not values:
-            raise _problem(key, f"{line}: the range is empty (range stops before its stop value, as Python's does).")
-        if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
-            return Dim(key, INT, low=values[0], high=values[-1], step=sweep.step) if sweep.step > 0 else \
-                Dim(key, INT, low=values[-1], high=values[0], step=-sweep.step)
-        return Dim(key, CHOICE, tuple(dict.fromkeys(repr(float(v)) for v in values)))  # float grids: exact values
+        return _range_dim(key, line, override.value())
     if override.is_interval_sweep():
         sweep = override.value()
         low, high, log = sweep.start, sweep.end, "log" in sweep.tags
         if not (_number(low) and _number(high)) or not low < high:
-            raise _problem(key, f"{line}: an interval needs two numbers, the lower first.")
+            raise _problem(key, f"{line}: an interval needs two finite numbers, the lower first.")
         if log and low <= 0:
             raise _problem(key, f"{line}: a log-scale interval needs a positive lower end.")
         if "int" in sweep.tags:  # Hydra reads interval's ends as floats: integers are asked for by tag
@@ -134,6 +130,29 @@ def dim_of(override: Any, options: Callable[[str], list[str]]) -> Optional[Dim]:
             return Dim(key, INT, low=int(low), high=int(high), log=log)
         return Dim(key, FLOAT, low=float(low), high=float(high), log=log)
     raise _problem(key, f"{line}: not a search dimension; use choice(...), range(...), interval(...) or tag(log|int, interval(...)).")
+
+
+def _range_dim(key: str, line: str, sweep: Any) -> Dim:
+    """``range(start, stop[, step])``: its size and ends computed, never its values listed, unless it is a
+    float grid (searched as a list of its values, so bounded by :data:`MAX_GRID`)."""
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    if not all(_number(v) for v in (start, stop, step)):
+        raise _problem(key, f"{line}: a range needs finite numbers for its start, stop and step.")
+    if step == 0:
+        raise _problem(key, f"{line}: the step is 0; give a step that moves from the start toward the stop.")
+    empty = f"{line}: the range is empty (range stops before its stop value, as Python's does)."
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        values = range(start, stop, step)  # its length and ends in constant time, however long it is
+        if not values:
+            raise _problem(key, empty)
+        return Dim(key, INT, low=min(values[0], values[-1]), high=max(values[0], values[-1]), step=abs(step))
+    count = math.ceil((Decimal(stop) - Decimal(start)) / Decimal(step))  # what Hydra's FloatRange yields
+    if count <= 0:
+        raise _problem(key, empty)
+    if count > MAX_GRID:
+        raise _problem(key, f"{line}: {count:,} values; a range of floats is searched as the list of its values, at most "
+                            f"{MAX_GRID:,}. Use a larger step, or interval({start}, {stop}) for a continuum.")
+    return Dim(key, CHOICE, tuple(dict.fromkeys(repr(float(v)) for v in sweep.range())))  # float grids: exact values
 
 
 def parse_space(params: Optional[Mapping[str, Any]], arguments: Sequence[str], parser: Any,

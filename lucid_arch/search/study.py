@@ -21,11 +21,19 @@ with the curves of the trials before it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from ..config import ConfigError, Problem
+from ..safe_io import RefusedFile, open_regular
 
 OUTCOME, REASON, OVERRIDES, JOB, BASELINE = "lucid_outcome", "lucid_reason", "lucid_overrides", "lucid_job", "lucid_baseline"
 COUNTED = ("complete", "pruned", "failed")
 CURVES = ".val_acc"  # suffix of the pruning study's name
+SQLITE_PREFIX = "sqlite:///"
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 SQLITE_TIMEOUT_S = 60  # parallel jobs and the sweeper share one SQLite file: wait for its lock, do not fail
 
 
@@ -40,10 +48,60 @@ def optuna_module() -> Any:
 
 
 def open_storage(url: str) -> Any:
+    """Optuna's storage at ``url``; a study file that is not one is a ConfigError naming it (see :func:`study_errors`)."""
     import optuna
 
+    check_study_file(url)
     kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    with study_errors(url):
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def sqlite_file(url: str) -> Optional[Path]:
+    """The file of an SQLite URL (``sqlite:///study.db``, ``sqlite:////abs/study.db``); None for others."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    path = url[len(SQLITE_PREFIX):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def check_study_file(url: str) -> None:
+    """Refuse, before SQLite opens it, a study file that is a FIFO or device (SQLite would wait on it for ever)
+    or that is not an SQLite database (SQLAlchemy would say so in three lines that do not name it)."""
+    path = sqlite_file(url)
+    if path is None or not os.path.lexists(path):
+        return
+    try:
+        with open_regular(path) as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except RefusedFile as err:
+        raise _unusable(path, err.reason) from None
+    except OSError as err:
+        raise _unusable(path, f"cannot be read ({err.strerror or err})") from None
+    if head and head != SQLITE_MAGIC:
+        raise _unusable(path, "is not an SQLite database (it does not start as one)")
+
+
+@contextmanager
+def study_errors(url: str) -> Iterator[None]:
+    """Turn the storage's own errors (SQLAlchemy's, SQLite's, Optuna's) into one paragraph naming the study."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- whatever the database layer raised, said in one line
+        from optuna.exceptions import DuplicatedStudyError
+
+        if isinstance(error, DuplicatedStudyError):
+            raise
+        said = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+        raise _unusable(sqlite_file(url) or url, f"cannot be opened as an Optuna study ({type(error).__name__}: {said})") from None
+
+
+def _unusable(where: Any, why: str) -> ConfigError:
+    return ConfigError([Problem("hydra.sweeper.storage", (
+        f"the search's study {where} {why}. A search keeps its trials there, so it cannot go on with it: move the file "
+        "aside (or remove it) to start the search afresh, or point hydra.sweeper.storage at another database."))])
 
 
 def outcome(trial: Any) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 ENV = "LUCID_ARCH_SEARCH_TRIAL"
+MAX_LEDGER_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,10 @@ class TrialLink:
     def search(self) -> dict[str, Any]:
         import json
 
-        return json.loads(self.ledger.read_text()).get("search") or {}
+        from ..safe_io import read_bounded
+
+        ledger = json.loads(read_bounded(self.ledger, MAX_LEDGER_BYTES))  # the sweep's own file, bounded all the same
+        return (ledger.get("search") if isinstance(ledger, dict) else None) or {}
 
 
 def env_value(number: int, ledger: Path) -> str:

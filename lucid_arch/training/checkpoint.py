@@ -31,7 +31,7 @@ _STEP_DIR = re.compile(r"^step_(\d+)$")
 # Task keys that may differ on resume: they change how a run reports or where it runs, not
 # what it computes.
 RESUMABLE_CHANGES = frozenset(
-    {"resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "device", "threads", "data.num_workers"}
+    {"resume", "progress", "log_every", "log_seconds", "checkpoint_every", "keep_checkpoints", "device", "threads", "data.num_workers"}
 )
 
 

@@ -2,14 +2,16 @@
 
 Everything goes to stderr, so ``format=json`` output on stdout stays machine-readable, and
 only rank 0 reports. A cluster's log file gets a line every ``log_every`` steps instead of a
-bar's carriage returns.
+bar's carriage returns -- and at least one every ``log_seconds``, whichever comes first: with
+slow steps (a large model, a busy node) 50 steps can take many minutes, and a log that stays
+silent that long looks like a hung job.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 
 def resolve_mode(mode: str) -> str:
@@ -19,12 +21,26 @@ def resolve_mode(mode: str) -> str:
 
 
 class Progress:
-    def __init__(self, mode: str, epochs: int, steps_per_epoch: int, log_every: int, acc_label: str = "acc"):
+    def __init__(self, mode: str, epochs: int, steps_per_epoch: int, log_every: int, acc_label: str = "acc",
+                 log_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic):
         self.mode = resolve_mode(mode)
         self.acc_label = acc_label  # "pixel acc" for a segmentation model
         self.epochs, self.steps_per_epoch, self.log_every = epochs, steps_per_epoch, log_every
+        self.log_seconds = log_seconds  # 0: lines by steps only
+        self._clock = clock
+        self._last_line = clock()
         self._bar = None
         self._task = None
+
+    def due(self, step_in_epoch: int) -> bool:
+        """Whether :meth:`step` will show this step: always for a bar; in a log every ``log_every``
+        steps, at the epoch's last step, or once ``log_seconds`` have passed since the last line."""
+        if self.mode == "bar":
+            return True
+        if self.mode != "log":
+            return False
+        return (step_in_epoch % self.log_every == 0 or step_in_epoch == self.steps_per_epoch
+                or (self.log_seconds > 0 and self._clock() - self._last_line >= self.log_seconds))
 
     def start_epoch(self, epoch: int, done_steps: int) -> None:
         if self.mode != "bar":
@@ -48,7 +64,8 @@ class Progress:
         stats = f"loss {loss:.4f}  {self.acc_label} {acc:6.2%}  lr {lr:.2e}  {images_per_second:,.0f} img/s"
         if self.mode == "bar" and self._bar is not None:
             self._bar.update(self._task, completed=step_in_epoch, stats=stats)
-        elif self.mode == "log" and (step_in_epoch % self.log_every == 0 or step_in_epoch == self.steps_per_epoch):
+        elif self.mode == "log" and self.due(step_in_epoch):
+            self._last_line = self._clock()
             print(f"epoch {epoch + 1}/{self.epochs} step {step_in_epoch}/{self.steps_per_epoch}  {stats}", file=sys.stderr, flush=True)
 
     def end_epoch(self, record: dict) -> None:
@@ -64,6 +81,7 @@ class Progress:
             line += f"  | val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
         if record.get("val_miou") is not None:
             line += f"  | val loss {record['val_loss']:.4f} mIoU {record['val_miou']:.2%} pixel acc {record['val_pixel_acc']:.2%}"
+        self._last_line = self._clock()
         print(line, file=sys.stderr, flush=True)
 
     def note(self, text: str) -> None:

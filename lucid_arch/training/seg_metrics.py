@@ -1,4 +1,4 @@
-"""Segmentation metrics from a confusion matrix: pixel accuracy, per-class IoU and mIoU.
+"""Segmentation metrics from a confusion matrix: pixel accuracy, per-class IoU and accuracy, mIoU and mAcc.
 
 A confusion matrix (rows: label, columns: prediction) is the one thing to accumulate: it adds
 up over batches and over ranks (one all-reduce), and every metric follows from it exactly --
@@ -52,4 +52,21 @@ def mean_iou(cm: torch.Tensor) -> float:
     A class predicted but never labelled counts with IoU 0: predicting it is all false positives.
     """
     present = [v for v in class_iou(cm) if v is not None]
+    return sum(present) / len(present) if present else 0.0
+
+
+def class_accuracy(cm: torch.Tensor) -> list[Optional[float]]:
+    """Accuracy (recall) of each class: TP / label area; None for a class never labelled.
+
+    mmsegmentation's per-class "Acc": a class absent from the labels has no pixels to get right,
+    so it is left out of the mean (its NaN), whatever was predicted.
+    """
+    cm = cm.double()
+    area = cm.sum(1)
+    return [float(t / a) if a > 0 else None for t, a in zip(cm.diagonal().tolist(), area.tolist())]
+
+
+def mean_accuracy(cm: torch.Tensor) -> float:
+    """Mean of the per-class accuracies over the labelled classes: mmsegmentation's mAcc."""
+    present = [v for v in class_accuracy(cm) if v is not None]
     return sum(present) / len(present) if present else 0.0

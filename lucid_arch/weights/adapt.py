@@ -147,7 +147,7 @@ def _hw(grid: tuple[int, int]) -> str:
 
 
 def random_head_error(file: Any, model: Any, encoder_sd: Mapping[str, torch.Tensor], head: Mapping[str, torch.Tensor],
-                      segmentation: bool) -> "CheckpointError":
+                      segmentation: bool) -> ValueError:
     """The error for a checkpoint that would leave the model's classifier or decode head at its random
     initialisation: both class counts, the setting that builds the checkpoint's model, and the key for a fresh head."""
     from ..runs import find_run

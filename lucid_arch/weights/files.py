@@ -20,7 +20,9 @@ from typing import Any, Mapping, Optional
 import torch
 
 from ..runs import RunError, find_run, step_dirs
+from ..safe_io import RefusedFile, read_bounded
 from .convert import unwrap_state_dict
+from .declared_size import DeclaredSizeError, check_declared_size
 from .pickle_scan import needs_code, pickle_globals
 
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -29,6 +31,7 @@ RUN_WEIGHTS = "model.safetensors"  # what a training run writes, at its root and
 HF_CONFIG = "config.json"
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
 SHARD_INDEX_SUFFIX = ".index.json"
+MAX_INDEX_BYTES = 64 << 20  # a shard index lists tensor names: ~100 KiB for billions of parameters
 _SHOWN = 5  # names listed in an error
 ACCEPTS = (
     "a .safetensors or .pth/.pt/.bin/.ckpt file, a training run directory holding "
@@ -82,15 +85,23 @@ def hf_config_path(weights: Path) -> Optional[Path]:
     return config if weights.name in HF_WEIGHTS and config.is_file() else None
 
 
-def read_checkpoint(path: Any) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: Any, max_bytes: Optional[int] = None) -> dict[str, torch.Tensor]:
     """The state dict in a checkpoint file or directory, on the CPU, trainer wrappers removed.
 
-    Keys keep the file's layout (see :func:`lucid_arch.weights.convert_state_dict`).
+    Keys keep the file's layout (see :func:`lucid_arch.weights.convert_state_dict`). Before
+    anything is allocated, the tensor bytes the file declares are checked against ``max_bytes``
+    (what the model can hold: :func:`model_budget`) and the memory available
+    (:mod:`lucid_arch.weights.declared_size`).
     """
     file = resolve_checkpoint(path)
+    files = _shards(file) if file.name.endswith(SHARD_INDEX_SUFFIX) else [file]
+    try:
+        check_declared_size(file, files, max_bytes)
+    except DeclaredSizeError as err:
+        raise CheckpointError(str(err)) from None
     if file.name.endswith(SHARD_INDEX_SUFFIX):
         raw: dict[str, Any] = {}
-        for shard in _shards(file):
+        for shard in files:
             raw.update(_state_dict(_read_file(shard), shard))
         return _state_dict(raw, file)
     return _state_dict(_read_file(file), file)
@@ -111,8 +122,11 @@ def _read_file(file: Path) -> Any:
 def _shards(index: Path) -> list[Path]:
     """The shard files a Hugging Face ``*.index.json`` names; each must sit beside it."""
     try:
-        weight_map = json.loads(index.read_text())["weight_map"]
+        weight_map = json.loads(read_bounded(index, MAX_INDEX_BYTES))["weight_map"]
         names = sorted(set(weight_map.values()))
+    except RefusedFile as err:
+        raise CheckpointError(f"pretrained weights {err}: not a shard index as a model hub writes it (a few hundred KiB of "
+                              "JSON); download the model's index file again.") from None
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise CheckpointError(f"pretrained weights {index}: not a shard index ({err}); expected {{\"weight_map\": {{key: file}}}}.") from None
     bad = [n for n in names if not isinstance(n, str) or Path(n).name != n]

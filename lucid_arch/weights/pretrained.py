@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..modeling.memory_check import weight_bytes
 from ..modeling.model import PyramidVisionTransformer
 from ..modeling.segmentation import SegmentationModel
 from .adapt import backbone_drops, decode_head_reason, fit_position_tables, head_reason, random_head_error
 from .convert import ENCODER_PREFIX, Conversion, convert, detect_layout
 from .convert_segmentation import HEAD_PREFIXES, HeadLayoutError, convert_segmentation
+from .declared_size import model_budget
 from .files import CheckpointError, hf_config_path, read_checkpoint, resolve_checkpoint
 from .head_layouts import HeadLayout
 from .hf_config import config_differences, matching_overrides
@@ -90,7 +92,7 @@ def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: A
             f"({model.spec.name}): {differences}. Build what the directory holds, e.g. "
             f"{matching_overrides(config, model.spec)}, or point model.pretrained at weights of this architecture."
         )
-    raw = read_checkpoint(file)
+    raw = read_checkpoint(file, max_bytes=model_budget(weight_bytes(model)))  # refused before allocating when it cannot fit
     try:
         layout = detect_layout(raw)
     except ValueError:
