@@ -13,6 +13,9 @@ import importlib.util
 # extra -> the modules it provides (pyproject.toml's [project.optional-dependencies] says why each).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "export": ("onnx", "onnxscript", "onnxruntime"),
+    "mlflow": ("mlflow", "sqlalchemy", "alembic"),  # logger=mlflow; SQLAlchemy and Alembic hold its SQLite store
+    "tensorboard": ("tensorboard",),  # logger=tensorboard
+    "detection": ("torchvision", "pycocotools"),
 }
 
 

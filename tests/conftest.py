@@ -67,6 +67,14 @@ FPN_PARAMS = {
     "fpn_pvt_large": 65_120_918,
 }
 MMSEG_FPN_NECK = {(32, 64, 160, 256): 2_492_416, (64, 128, 320, 512): 2_623_488}
+# Detectors (issue 32): RetinaNet and Mask R-CNN on every PVT v2 encoder (b2_li included) and v1 tiny..large;
+# their counts are test_detection_models.py's.
+DETECTION_VARIANTS = sorted(
+    f"{kind}_{encoder}"
+    for kind in ("retinanet", "mask_rcnn")
+    for encoder in ("pvt_v2_b0", "pvt_v2_b1", "pvt_v2_b2", "pvt_v2_b2_li", "pvt_v2_b3", "pvt_v2_b4", "pvt_v2_b5",
+                    "pvt_tiny", "pvt_small", "pvt_medium", "pvt_large")
+)
 MMSEG_FPN_HEAD = 1_643_158
 
 # lucid 2.x's documented counts, and the overrides that reproduce them.

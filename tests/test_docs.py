@@ -21,11 +21,12 @@ from lucid_arch.config import ConfigError, ModelConfig
 
 VARIANTS = text("variants.md")
 DENSE = text("dense-prediction.md")
-ROW = re.compile(r"^\| ((?:pvt|mit|segformer|fpn)_\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*([\d.]+) \|$", re.M)
+DETECTION = text("detection.md")
+ROW = re.compile(r"^\| ((?:pvt|mit|segformer|fpn|retinanet|mask_rcnn)_\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*([\d.]+) \|$", re.M)
 
 
 def test_variant_tables_list_every_model_with_its_analysed_figures():
-    rows = {name: (int(params.replace(",", "")), float(gflops)) for name, params, gflops in ROW.findall(VARIANTS + DENSE)}
+    rows = {name: (int(params.replace(",", "")), float(gflops)) for name, params, gflops in ROW.findall(VARIANTS + DENSE + DETECTION)}
     assert sorted(rows) == lucid_arch.list_models()
     for name, (params, gflops) in rows.items():
         report = lucid_arch.analyze(lucid_arch.load_config(name))
@@ -42,7 +43,7 @@ def test_every_schema_field_is_documented():
 def test_every_section_field_is_documented():
     from lucid_arch.config.schema import SECTIONS
 
-    table = section("dense-prediction.md", "## The sections")
+    table = section("dense-prediction.md", "## The sections") + section("detection.md", "## The sections")
     keys = [f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in fields(cls)]
     assert [key for key in keys if f"`{key}`" not in table] == []
 

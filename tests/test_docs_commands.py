@@ -104,11 +104,14 @@ def printed_config_problem(printed: str) -> str | None:
     from lucid_arch.config.train_schema import check_train
 
     checks = {"train": check_train, "eval": check_eval, "predict": check_predict, "export": check_export}
+    from lucid_arch.config.logger_schema import LoggerConfig, check_logger
+
     cfg = OmegaConf.create(printed)
     try:
         validate_model(cfg)
         if cfg.task.name in checks:
             checks[cfg.task.name](cfg.task)
+        check_logger(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LoggerConfig), cfg.get("logger") or {})))
     except ConfigError as error:
         return str(error)
     return None

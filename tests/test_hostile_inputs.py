@@ -32,18 +32,42 @@ SEG_TRAIN = ["task=train", *TINY_SEG, "task.data.image_size=32", "task.batch_siz
 
 
 @contextlib.contextmanager
-def deadline(seconds: int = SECONDS):
-    """Fail (not hang) when the body blocks: SIGALRM interrupts a blocking open() of a FIFO in this thread."""
+def deadline(seconds: int = SECONDS, fifos: tuple[Path, ...] = ()):
+    """Fail, never hang, when the body blocks.
+
+    SIGALRM ends a Python loop (or a blocking open in Python's own code). A C library that
+    retries its open() on EINTR (SQLite does) would still wait on a FIFO for ever, so a watchdog
+    thread also plays the missing writer: past the deadline it opens each of ``fifos`` for
+    writing, which lets the reader's open() return (and read an empty pipe), and the test fails.
+    """
+    import threading
+
+    blocked, done = threading.Event(), threading.Event()
+
     def expired(*_):
         raise TimeoutError(f"blocked for {seconds} s (a FIFO or device was opened and waited on)")
 
+    def unblock():
+        if done.wait(seconds):
+            return
+        blocked.set()
+        while not done.wait(0.2):
+            for fifo in fifos:
+                with contextlib.suppress(OSError):  # ENXIO: nobody is waiting on it right now
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    watchdog = threading.Thread(target=unblock, daemon=True)
+    watchdog.start()
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
+    signal.alarm(seconds + 1)
     try:
         yield
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+        done.set()
+        watchdog.join()
+    assert not blocked.is_set(), f"blocked for {seconds} s on a FIFO: it was opened and waited on"
 
 
 def one_paragraph(text: str) -> str:
@@ -138,7 +162,7 @@ def test_a_classes_txt_that_is_not_a_file_is_named_for_what_it_is(tmp_path, kind
     root = seg_folder(tmp_path, classes=None)
     target = root / "masks" / "classes.txt"
     {"fifo": lambda: os.mkfifo(target), "directory": target.mkdir, "device": lambda: target.symlink_to("/dev/zero")}[kind]()
-    with deadline(), pytest.raises(MaskError) as info:
+    with deadline(fifos=(target,)), pytest.raises(MaskError) as info:
         mask_splits(root)
     what = {"fifo": "a FIFO (named pipe)", "directory": "a directory", "device": "a character device"}[kind]
     assert one_paragraph(str(info.value)).startswith(f"{target}: is {what}, not a regular file")
@@ -177,7 +201,7 @@ def test_an_image_that_is_a_fifo_or_a_device_is_skipped_and_named_not_waited_on(
     ds = ImageFolder(root, 8, split="train", val_fraction=0.2)
     bad = [i for i, (path, _) in enumerate(ds.samples) if "9_" in path]
     assert len(bad) == 2
-    with deadline():
+    with deadline(fifos=(root / "cat" / "9_pipe.png",)):
         assert [ds[i] for i in bad] == [None, None]
     err = capsys.readouterr().err
     assert f"skipping unreadable image {root / 'cat' / '9_pipe.png'} (is a FIFO (named pipe), not a regular file)" in err
@@ -190,7 +214,7 @@ def test_a_segmentation_image_or_mask_that_is_a_fifo(tmp_path, capsys):
     root = seg_folder(tmp_path)
     (root / "masks" / "b.png").unlink()
     os.mkfifo(root / "masks" / "b.png")
-    with deadline(), pytest.raises(MaskError) as info:
+    with deadline(fifos=(root / "masks" / "b.png",)), pytest.raises(MaskError) as info:
         mask_splits(root)
     text = one_paragraph(str(info.value))
     assert f"{root / 'masks' / 'b.png'} is a FIFO (named pipe)" in text and "are not regular files" in text
@@ -204,7 +228,7 @@ def test_a_segmentation_image_or_mask_that_is_a_fifo(tmp_path, capsys):
     every = train.samples + val.samples
     pairs = type(train)(every, train.classes, 16, root, "train")
     index = next(i for i, (image, _) in enumerate(every) if image.endswith("b.png"))
-    with deadline():
+    with deadline(fifos=(root / "images" / "b.png",)):
         assert pairs[index] is None
     assert "is a FIFO (named pipe), not a regular file" in capsys.readouterr().err
 
@@ -330,7 +354,7 @@ def test_a_checkpoint_that_is_a_fifo_is_named_not_waited_on(tmp_path, name):
     from lucid_arch.weights import CheckpointError, load_pretrained
 
     os.mkfifo(tmp_path / name)
-    with deadline(), pytest.raises(CheckpointError) as info:
+    with deadline(fifos=(tmp_path / name,)), pytest.raises(CheckpointError) as info:
         load_pretrained(tiny_model(), tmp_path / name)
     assert one_paragraph(str(info.value)).startswith(f"pretrained weights {tmp_path / name} is a FIFO (named pipe), not a regular file")
 
@@ -413,7 +437,7 @@ def test_a_study_file_that_is_not_one_is_named_before_anything_runs(capsys, kind
         os.mkfifo(study)
     else:
         study.mkdir()
-    with deadline(30):
+    with deadline(30, fifos=(study,)):
         code, out, err = run_main([*SEARCH, "model.depths=choice([1,1,1,1],[2,2,2,2])", "hydra.sweep.dir=s"], capsys)
     assert code == 2, err
     text = one_paragraph(err)
@@ -433,7 +457,7 @@ def test_a_damaged_ledger_is_named_and_not_overwritten(capsys, content, said):
     ledger = Path("s/.lucid-sweep.json")
     os.mkfifo(ledger) if content is None else ledger.write_bytes(content)
     for argv in ([*SEARCH, "model.depths=choice([1,1,1,1],[2,2,2,2])"], ["-m", "model.depths=[1,1,1,1],[2,2,2,2]"]):
-        with deadline():
+        with deadline(fifos=(ledger,)):
             code, out, err = run_main([*argv, "hydra.sweep.dir=s"], capsys)
         assert code == 2 and f"hydra.sweep.dir = 's': its ledger s/.lucid-sweep.json {said}" in one_paragraph(err), err
     assert content is None or ledger.read_bytes() == content

@@ -17,13 +17,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FPN_PARAMS, MIT_PARAMS, OFFICIAL_PARAMS, SEGFORMER_PARAMS
+from conftest import DETECTION_VARIANTS, FPN_PARAMS, MIT_PARAMS, OFFICIAL_PARAMS, SEGFORMER_PARAMS
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Every shipped variant and family base (conftest's tables are the reference figures for each).
-VARIANTS = sorted({**OFFICIAL_PARAMS, **MIT_PARAMS, **SEGFORMER_PARAMS, **FPN_PARAMS})
-BASES = ["_fpn", "_pvt_v1", "_pvt_v2", "_segformer"]
+VARIANTS = sorted([*OFFICIAL_PARAMS, *MIT_PARAMS, *SEGFORMER_PARAMS, *FPN_PARAMS, *DETECTION_VARIANTS])
+BASES = ["_fpn", "_mask_rcnn", "_pvt_v1", "_pvt_v2", "_retinanet", "_segformer"]
 
 # README contract with .ci/run: the quickstart's test command is the one line that ends with
 # this comment (the line before it ends with "# main job"). .ci/run extracts and runs that line.

@@ -115,6 +115,10 @@ def test_the_app_builds_the_run_and_refuses_a_random_head(run, capsys):
     assert summary["run"]["weights"] == str(run / "model.safetensors") and summary["run"]["status"] == "finished"
     code, _, err = run_main([f"model.pretrained={run}", "model.checkpoint=best", "format=json", "hydra.run.dir=best"], capsys)
     assert code == 0 and json.loads(Path("best/summary.json").read_text())["run"]["weights"] == str(run / "model_best.safetensors")
+    # stdout holds the report alone: the load report and the run line go to stderr
+    code, out, err = run_main([f"model.pretrained={run}", "model.img_size=64", "task=export", "task.formats=[pt2]", "task.verify=false",
+                               "format=json", "hydra.run.dir=json"], capsys)
+    assert code == 0 and "loaded 112 tensors" in err and json.loads(out)["export"]["files"]
     # model=NAME asks for that model: its 150-class head would stay random, so the export refuses
     tiny = [o for o in TINY_SEG if o != "model=segformer_b0"]
     code, _, err = run_main(["task=export", "model=segformer_b0", *tiny, f"model.pretrained={run}", "task.formats=[pt2]",

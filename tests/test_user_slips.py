@@ -56,7 +56,7 @@ def complete(line: str) -> list[str]:
 
 
 def test_tab_completion_offers_what_help_lists_and_user_directories(tmp_path):
-    assert complete("lucid-arch task=") == ["task=benchmark", "task=export", "task=summary", "task=train"]
+    assert complete("lucid-arch task=") == ["task=benchmark", "task=eval", "task=export", "task=predict", "task=summary", "task=train"]
     models = complete("lucid-arch model=")
     assert "model=pvt_v2_b2" in models and not any(m.startswith("model=_") for m in models)
     user = tmp_path / "mine"

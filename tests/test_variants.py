@@ -9,11 +9,21 @@ import yaml
 import lucid_arch
 from lucid_arch.config import config_dir
 
-from conftest import FPN_PARAMS, LUCID_PARAMS, MIT_PARAMS, MMSEG_FPN_HEAD, MMSEG_FPN_NECK, OFFICIAL_PARAMS, SEGFORMER_PARAMS, num_params
+from conftest import (
+    DETECTION_VARIANTS,
+    FPN_PARAMS,
+    LUCID_PARAMS,
+    MIT_PARAMS,
+    MMSEG_FPN_HEAD,
+    MMSEG_FPN_NECK,
+    OFFICIAL_PARAMS,
+    SEGFORMER_PARAMS,
+    num_params,
+)
 
 
-def test_list_models_is_every_pvt_mit_segformer_and_semantic_fpn():
-    assert lucid_arch.list_models() == sorted({**OFFICIAL_PARAMS, **MIT_PARAMS, **SEGFORMER_PARAMS, **FPN_PARAMS})
+def test_list_models_is_every_pvt_mit_segformer_semantic_fpn_and_detector():
+    assert lucid_arch.list_models() == sorted([*OFFICIAL_PARAMS, *MIT_PARAMS, *SEGFORMER_PARAMS, *FPN_PARAMS, *DETECTION_VARIANTS])
     assert lucid_arch.list_models("pvt_v2_b2*") == ["pvt_v2_b2", "pvt_v2_b2_li"]
 
 

@@ -74,6 +74,20 @@ def _overrides(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _after_last_override(argv: Sequence[str]) -> int:
+    """Where one more override can go: beside the command line's own (argparse takes the overrides as one
+    run of positionals), else first (so that no flag with an optional value, --info [TOPIC], reads it)."""
+    last, skip = -1, False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg in _FLAGS_WITH_VALUES:
+            skip = True
+        elif not arg.startswith("-"):
+            last = i
+    return last + 1
+
+
 def _config_dirs(argv: Sequence[str]) -> list[str]:
     """The directories ``-cd DIR`` / ``--config-dir[=]DIR`` add to the search path."""
     out = []
@@ -180,6 +194,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     argv = completion.completion_argv(list(sys.argv[1:] if argv is None else argv))
     scratch = _quiet_rank(argv)
+    if not any(a.partition("=")[0].lstrip("+~") == "hydra/job_logging" for a in argv):
+        # log records on stderr: stdout holds only the report (conf/hydra/job_logging)
+        argv.insert(_after_last_override(argv), "hydra/job_logging=stderr")
     sweep_report.reset()
     jobs.SHOW_TRACEBACK = os.environ.get("HYDRA_FULL_ERROR") == "1"
     saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *argv]

@@ -4,7 +4,8 @@ This module maps ``task.*`` (typed by lucid_arch/config/eval_schema.py) onto luc
 turns bad data and weights into the app's one-paragraph config errors (naming ``task.KEY`` or
 ``model.pretrained``), and writes what mmsegmentation's test.py shows and more: the per-class
 table with the class names and the summary table on stdout, per_class.csv, confusion.json (raw
-counts), confusion.png and, in summary.json, the figures a sweep's table compares.
+counts), confusion.png and, in summary.json, the figures a sweep's table compares. A detector is
+scored by COCO's evaluation instead (eval_detection.py).
 """
 
 from __future__ import annotations
@@ -31,18 +32,65 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     from ..modeling.spec import is_segmentation
     from ..runs import Preprocessing
 
+    from ..training.detection_objective import detection_kind
+    from . import eval_detection
+
     task = OmegaConf.to_object(cfg.task)
     check_eval(task)
     trained = trained_run(model_cfg, job, "eval", "scores a trained model")
     segmentation = is_segmentation(model_cfg)
-    _check_model(task, model_cfg, segmentation)
+    detection = detection_kind(model_cfg)
+    if detection:
+        eval_detection.check_settings(task, model_cfg)
+    else:
+        _check_model(task, model_cfg, segmentation)
     prep = trained.preprocessing if trained else Preprocessing.default(model_cfg)
     fallback = {"image_size": list(prep.image_size), "mean": list(prep.mean), "std": list(prep.std)}
     data, own = resolve_data(task.data, (trained.task.get("data") if trained else None), fallback)
     _check_data(data, segmentation)
+    if detection:
+        eval_detection.check_data(data)
     size = data.image_size if isinstance(data.image_size, (list, tuple)) else [data.image_size, data.image_size]
     prep = dataclasses.replace(prep, image_size=(int(size[0]), int(size[1])), mean=tuple(data.mean), std=tuple(data.std))
+    if detection:
+        return _detect(task, model_cfg, job, data, own, prep, trained, detection)
     return _evaluate(task, model_cfg, job, data, own, prep, segmentation, trained)
+
+
+def _device(task: Any) -> Any:
+    from ..training.distributed import pick_device
+
+    try:
+        return pick_device(task.device)
+    except (ValueError, RuntimeError) as error:
+        raise ConfigError([Problem("task.device", f"task.device = {task.device!r}: {error}")], "task=eval") from None
+
+
+def _built(model_cfg: ModelConfig, device: Any) -> Any:
+    """The model with its weights, in eval mode on ``device``; bad weights are a usage error naming model.pretrained."""
+    from ..modeling.builder import build_model
+    from ..weights import CheckpointError
+
+    try:
+        return build_model(model_cfg).to(device).eval()
+    except (CheckpointError, FileNotFoundError) as error:
+        raise ConfigError([Problem("model.pretrained", str(error))], model_cfg.name) from error
+
+
+def _detect(task: Any, model_cfg: ModelConfig, job: Job, data: Any, own: bool, prep: Any, trained: Any, kind: str) -> dict[str, Any]:
+    """A detector's evaluation (eval_detection.py), with task.threads and task.device as for the others."""
+    import torch
+
+    from . import eval_detection
+
+    threads = torch.get_num_threads()
+    if task.threads:
+        torch.set_num_threads(task.threads)
+    try:
+        device = _device(task)
+        return eval_detection.evaluate(task, model_cfg, job, data, own, prep, trained, kind, device, _built(model_cfg, device))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _check_model(task: Any, model_cfg: ModelConfig, segmentation: bool) -> None:
@@ -83,19 +131,13 @@ def _evaluate(task: Any, model_cfg: ModelConfig, job: Job, data: Any, own: bool,
     from ..evaluation import eval_set, evaluate_classification, evaluate_segmentation, resolve_split
     from ..evaluation.data import model_classes, nothing_scored
     from ..inference.segment import SegmentOptions, pair
-    from ..modeling.builder import build_model
     from ..report.ticker import Ticker
-    from ..training.distributed import pick_device
-    from ..weights import CheckpointError
 
     threads = torch.get_num_threads()
     if task.threads:
         torch.set_num_threads(task.threads)
     try:
-        try:
-            device = pick_device(task.device)
-        except (ValueError, RuntimeError) as error:
-            raise ConfigError([Problem("task.device", f"task.device = {task.device!r}: {error}")], "task=eval") from None
+        device = _device(task)
         split = resolve_split(task.split, data, own)
         whose = f"the run {trained.root}" if trained else f"{model_cfg.name} ({model_cfg.pretrained})"
         expected = list(trained.classes) if trained else [str(i) for i in range(model_cfg.num_classes)]
@@ -107,10 +149,7 @@ def _evaluate(task: Any, model_cfg: ModelConfig, job: Job, data: Any, own: bool,
             classes = model_classes(found, expected, _numbered(expected), whose)
         except DatasetError as error:
             raise ConfigError([Problem(error.key, str(error))], "task=eval") from error
-        try:
-            model = build_model(model_cfg).to(device).eval()
-        except (CheckpointError, FileNotFoundError) as error:
-            raise ConfigError([Problem("model.pretrained", str(error))], model_cfg.name) from error
+        model = _built(model_cfg, device)
         workers = int(data.num_workers)
         aug_name = augmented(task) if segmentation else None
         with Ticker(len(found.dataset), label=f"eval {split}", unit="images", mode=task.progress, every=task.log_seconds) as ticker:

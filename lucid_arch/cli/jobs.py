@@ -30,6 +30,7 @@ from ..extras import MissingExtra
 from ..safe_io import read_bounded, write_text_atomic
 from ..search import trial as search_trial
 from .from_run import announce, model_from_run, run_record
+from . import tracking_hooks
 
 TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark", "train": "lucid_arch.cli.train",
          "export": "lucid_arch.cli.export", "predict": "lucid_arch.cli.predict", "eval": "lucid_arch.cli.eval"}
@@ -153,6 +154,7 @@ def run_job(cfg: DictConfig) -> None:
             if launch_env.rank() == 0:
                 announce(run, model_cfg)
         record["model"] = model_cfg.name
+        record.update(tracking_hooks.job_started(cfg, model_cfg, job))  # logger=mlflow|tensorboard: the job's run, opened now
         result = importlib.import_module(TASKS[task]).run(cfg, model_cfg, job)
         result = search_trial.with_measured_metrics(cfg, model_cfg, result)  # latency_ms, when a search asks for it
         record.update(result, status=result.get("status", "ok"))  # a task may say "pruned" (a search stopped it)
@@ -171,6 +173,7 @@ def run_job(cfg: DictConfig) -> None:
         print(f"lucid-arch: job {job.num} ({' '.join(job.overrides) or 'no overrides'}) failed: {record['error']}", file=sys.stderr)
     finally:
         write_json(job.output_dir / SUMMARY_FILE, record)
+        tracking_hooks.job_ended(job, record)  # its final metrics, status and files (summary.json among them)
 
 
 def write_json(path: Path, data: Any) -> None:

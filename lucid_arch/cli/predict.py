@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.export_schema import image_size
-from ..config.predict_schema import check_predict
+from ..config.predict_schema import PredictConfig, check_predict
 from ..report.tables import Table, cell, emit, show
 from .from_run import trained_run
 from .jobs import Job
@@ -30,7 +30,8 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     run_info = trained_run(model_cfg, job, "predict", "predicts with a trained model")
     from ..inference.inputs import InputError, list_inputs
     from ..runs import Preprocessing
-    kind = run_info.kind if run_info else ("segmentation" if model_cfg.decode_head.type != "none" else "classification")
+    kind = run_info.kind if run_info else ("detection" if model_cfg.detector.type != "none" else
+                                           "segmentation" if model_cfg.decode_head.type != "none" else "classification")
     _check_for_kind(task, kind, model_cfg)
     output = (Path(task.output).expanduser() if task.output else job.output_dir).resolve()
     try:
@@ -50,6 +51,19 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
 
 def _check_for_kind(task: Any, kind: str, model_cfg: ModelConfig) -> None:
     """Settings that only one kind of model uses, set for the other: say so rather than ignore them."""
+    if kind == "detection":
+        set_here = [key for key, unused in (("mode", task.mode != "whole"), ("flip", task.flip), ("scales", list(task.scales) != [1.0]),
+                                             ("top_k", task.top_k != 5)) if unused]
+        problems = [Problem(f"task.{key}", f"task.{key}: {model_cfg.name} is a detector, which sees each whole image resized to "
+                            "fit its training size; slide mode, flip and scales are a segmentation model's, top_k a "
+                            "classifier's. Drop the setting (task.score_threshold chooses which detections are kept).")
+                    for key in set_here]
+        if problems:
+            raise ConfigError(problems, model_cfg.name)
+        return
+    if task.score_threshold != PredictConfig.score_threshold:
+        raise ConfigError([Problem("task.score_threshold", f"task.score_threshold: {model_cfg.name} is a {kind} model, and only "
+                                   "a detector's boxes have scores to keep or drop. Drop the setting.")], model_cfg.name)
     if kind != "classification":
         return
     set_here = [key for key, unused in (("mode", task.mode != "whole"), ("flip", task.flip), ("scales", list(task.scales) != [1.0]),
@@ -98,6 +112,7 @@ def _predictor(task: Any, model_cfg: ModelConfig, run_info: Any, default_prep: A
             scales=list(task.scales),
             top_k=task.top_k,
             batch_size=task.batch_size,
+            score_threshold=task.score_threshold,
         )
     except ValueError as error:  # the run's class names do not fit its model
         raise ConfigError([Problem("model.pretrained", str(error))], model_cfg.name) from error
@@ -110,6 +125,8 @@ def settings_of(task: Any, predictor: Any, model_cfg: ModelConfig) -> dict[str, 
               "classes": len(predictor.classes), "preprocessing": predictor.preprocessing.to_dict()}
     if predictor.kind == "classification":
         return {**common, "top_k": task.top_k}
+    if predictor.kind == "detection":
+        return {**common, "score_threshold": task.score_threshold, "drawn_opacity": task.opacity if task.overlay else None}
     crop, stride = predictor.options.window(predictor.preprocessing)
     return {**common, "mode": task.mode, "crop": list(crop) if task.mode == "slide" else None,
             "stride": list(stride) if task.mode == "slide" else None, "flip": task.flip, "scales": list(task.scales),
@@ -146,8 +163,11 @@ def _predict(task: Any, predictor: Any, sources: list, output: Path, model_cfg: 
 
 def _record(task: Any, report: Any, predictor: Any, inside: int) -> dict[str, Any]:
     seg = predictor.kind == "segmentation"
-    files = (["predictions.json", "legend.png", "masks/"] + (["overlays/"] if task.overlay else []) if seg
-             else [{"csv": "predictions.csv", "json": "predictions.json"}[f] for f in task.formats])
+    if predictor.kind == "detection":
+        files = ["detections.json"] + (["drawn/"] if task.overlay else [])
+    else:
+        files = (["predictions.json", "legend.png", "masks/"] + (["overlays/"] if task.overlay else []) if seg
+                 else [{"csv": "predictions.csv", "json": "predictions.json"}[f] for f in task.formats])
     predict = {
         "output": str(report.output),
         "kind": predictor.kind,
@@ -164,7 +184,10 @@ def _record(task: Any, report: Any, predictor: Any, inside: int) -> dict[str, An
         "preprocessing": predictor.preprocessing.to_dict(),
         "device": str(predictor.device),
     }
-    if seg:
+    if predictor.kind == "detection":
+        predict["score_threshold"] = task.score_threshold
+        predict["detections"] = sum(len(e["detections"]) for e in report.entries)
+    elif seg:
         predict.update(mode=task.mode, flip=task.flip, scales=list(task.scales))
         if task.mode == "slide":
             crop, stride = predictor.options.window(predictor.preprocessing)
@@ -179,6 +202,8 @@ def _record(task: Any, report: Any, predictor: Any, inside: int) -> dict[str, An
 def _headline(record: dict[str, Any]) -> str:
     p = record["predict"]
     text = f"predict: {p['predicted']} images predicted into {p['output']}"
+    if "detections" in p:
+        text += f" ({p['detections']} detections)"
     if p["skipped_existing"]:
         text += f", {p['skipped_existing']} skipped (outputs already there)"
     if p["unreadable"]:
@@ -201,7 +226,8 @@ def _show(record: dict[str, Any], report: Any, predictor: Any, job: Job) -> None
         notes.append(("unreadable", ", ".join(u["input"] for u in report.unreadable[:5]) + (" ..." if p["unreadable"] > 5 else "")))
     if p["inside_output"]:
         notes.append(("left out", f"{p['inside_output']} inputs inside the output folder"))
-    table = _class_table(report, predictor) if predictor.kind == "segmentation" else _top_table(report)
+    table = (_class_table(report, predictor) if predictor.kind == "segmentation" else
+             _detection_table(report, predictor) if predictor.kind == "detection" else _top_table(report))
     table.title, table.notes = _headline(record), notes + table.notes
     show(table, job.format)
 
@@ -219,6 +245,24 @@ def _class_table(report: Any, predictor: Any) -> Table:
     rows = [[str(i), predictor.classes[i], cell(images[i]), f"{pixels[i] / max(total, 1):.1%}"] for i in order]
     notes = [("more", f"{len(rows) - SHOWN_ROWS} more classes in predictions.json")] if len(rows) > SHOWN_ROWS else []
     return Table(title="", columns=["id", "class", "images", "pixels"], rows=rows[:SHOWN_ROWS], right=frozenset({0, 2, 3}), notes=notes)
+
+
+def _detection_table(report: Any, predictor: Any) -> Table:
+    """Per class detected: how many detections, in how many images, and their best score."""
+    found: dict[int, list[float]] = {}
+    images: dict[int, int] = {}
+    for entry in report.entries:
+        for c in {d["id"] for d in entry["detections"]}:
+            images[c] = images.get(c, 0) + 1
+        for d in entry["detections"]:
+            found.setdefault(d["id"], []).append(d["score"])
+    order = sorted(found, key=lambda i: (-len(found[i]), i))
+    rows = [[str(i), predictor.classes[i], cell(len(found[i])), cell(images[i]), f"{max(found[i]):.3f}"] for i in order]
+    notes = [("kept", f"detections scoring {predictor.score_threshold:g} or more (task.score_threshold)")]
+    if len(rows) > SHOWN_ROWS:
+        notes.append(("more", f"{len(rows) - SHOWN_ROWS} more classes in detections.json"))
+    return Table(title="", columns=["id", "class", "detections", "images", "best score"], rows=rows[:SHOWN_ROWS],
+                 right=frozenset({0, 2, 3, 4}), notes=notes)
 
 
 def _top_table(report: Any) -> Table:

@@ -67,6 +67,22 @@ def _part_cells(part: dict[str, Any]) -> list[str]:
     return ["x".join(map(str, out[2:])), "", str(out[1]), *[""] * 7]
 
 
+def _detection_notes(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """A detector's levels, its anchors per level, and what its RoI heads' FLOPs assume."""
+    notes = []
+    for part in s["parts"]:
+        shapes = ", ".join(_shape(x) for x in part["output_shapes"])
+        notes.append((f"{part['label']} outputs", shapes))
+        if part.get("anchors"):
+            per_level = " + ".join(f"{n:,}" for n in part["anchors"])
+            notes.append((f"{part['label']} anchors", f"{part['anchors_per_location']} per location: {per_level} = "
+                                                       f"{sum(part['anchors']):,}"))
+    if any(part["name"] == "box_head" for part in s["parts"]):
+        notes.append(("RoI heads", "GFLOPs for the most regions inference keeps: the box head on every proposal "
+                                   "(rpn.post_nms_top_n_test), the mask head on every detection (detector.detections_per_image)"))
+    return notes
+
+
 def summary_table(s: dict[str, Any]) -> Table:
     gflops = lambda flops: f"{flops / 1e9:.3f}"  # noqa: E731
     rows = [
@@ -96,8 +112,11 @@ def summary_table(s: dict[str, Any]) -> Table:
         outputs = [(f"features (out_indices {list(s['out_indices'])})", picked)]
     else:
         outputs = [("forward_features", ", ".join(_shape(x) for x in s["feature_shapes"]))]
-        outputs += [(f"{part['name']} outputs", ", ".join(_shape(x) for x in part["output_shapes"])) for part in s["parts"][:-1]]
-        outputs.append(("logits", _shape(s["logits_shape"])))
+        if s.get("task") == "detection":
+            outputs += _detection_notes(s)
+        else:
+            outputs += [(f"{part['name']} outputs", ", ".join(_shape(x) for x in part["output_shapes"])) for part in s["parts"][:-1]]
+            outputs.append(("logits", _shape(s["logits_shape"])))
     return Table(
         title=f"{s['name']} at {_shape(s['input_size'])}{batch}: {s['params'] / 1e6:.2f} M parameters, {s['gflops']:.3f} GFLOPs",
         columns=["stage", "feature map", "tokens", "dim", "heads", "head dim", "sr", "kv tokens", "linear", "mlp ratio", "depth", "params", "GFLOPs"],

@@ -129,7 +129,7 @@ def _val_curve(path: Path) -> list[tuple[int, float]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:  # a line cut short by a kill
             break
-    key = "val_miou" if any(isinstance(r, dict) and "val_miou" in r for r in records) else "val_acc"
+    key = next((k for k in ("val_miou", "val_box_ap") if any(isinstance(r, dict) and k in r for r in records)), "val_acc")
     return [(r["epoch"], r[key]) for r in records if isinstance(r, dict) and r.get(key) is not None and "epoch" in r]
 
 

@@ -2,8 +2,8 @@
 
 This module maps ``task.*`` (typed by lucid_arch/config/train_schema.py) onto the training
 loop, prints the per-epoch table and returns the metrics a sweep's table compares: validation
-accuracy (a segmentation model: mIoU and pixel accuracy), parameters, FLOPs at the training
-resolution, and throughput.
+accuracy (a segmentation model: mIoU and pixel accuracy; a detector: COCO's box AP, AP50, AP75,
+APs/m/l, and mask AP for Mask R-CNN), parameters, FLOPs at the training resolution, and throughput.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..config import ConfigError, ModelConfig, Problem
 from ..config.geometry import image_hw, size_text
 from ..config.train_schema import check_train
 from ..report.tables import Table, emit, show
+from . import tracking_hooks
 from .jobs import Job
 
 
@@ -40,7 +41,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     hook = epoch_hook() if launch_env.rank() == 0 else None  # a search trial's reporter for its pruner; rank 0's alone
     try:
         try:
-            result = fit(model_cfg, task, job.output_dir, on_epoch_end=hook)
+            result = fit(model_cfg, task, job.output_dir, on_epoch_end=tracking_hooks.epoch_hook(hook))  # logged, then pruned
         except BaseException:
             if hook is not None:  # a failed run's curve must not stay RUNNING in the pruning study
                 hook.fail()
@@ -53,9 +54,12 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
         hook.close(result.final.get(result.metric))
     report = analyze(result.model_config)  # at the training resolution and class count
     final, best = result.final, result.best
-    scores = ({"val_miou": round(final["val_miou"], 4), "best_val_miou": round(best["val_miou"], 4),
-               "val_pixel_acc": round(final["val_pixel_acc"], 4)} if result.segmentation else
-              {"val_acc": round(final["val_acc"], 4), "best_val_acc": round(best["val_acc"], 4)})
+    if result.detection:
+        scores = _detection_scores(final, best)
+    else:
+        scores = ({"val_miou": round(final["val_miou"], 4), "best_val_miou": round(best["val_miou"], 4),
+                   "val_pixel_acc": round(final["val_pixel_acc"], 4)} if result.segmentation else
+                  {"val_acc": round(final["val_acc"], 4), "best_val_acc": round(best["val_acc"], 4)})
     metrics = {
         "params": report.params,
         "gflops": round(report.gflops, 4),
@@ -89,6 +93,16 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     return record
 
 
+def _detection_scores(final: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    """COCO's figures of the last validation (box, and mask for Mask R-CNN), the best box AP beside them."""
+    from ..training.detection_objective import val_keys
+
+    keys = val_keys(final.get("val_mask_ap") is not None or "val_mask_ap" in final)
+    scores = {key: None if final.get(key) is None else round(final[key], 4) for key in keys}
+    scores["best_val_box_ap"] = round(best["val_box_ap"], 4)
+    return scores
+
+
 def _pct(value: Any) -> str:
     return "" if value is None else f"{value:.2%}"
 
@@ -98,8 +112,12 @@ def _loss(record: dict[str, Any]) -> str:
 
 
 def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
-    score = (f"val mIoU {metrics['val_miou']:.2%} (best {metrics['best_val_miou']:.2%}), pixel acc {metrics['val_pixel_acc']:.2%}"
-             if result.segmentation else f"val acc {metrics['val_acc']:.2%} (best {metrics['best_val_acc']:.2%})")
+    if result.detection:
+        score = (f"val box AP {metrics['val_box_ap']:.1%} (best {metrics['best_val_box_ap']:.1%}), AP50 {_pct(metrics['val_box_ap50'])}"
+                 + (f", mask AP {_pct(metrics['val_mask_ap'])}" if "val_mask_ap" in metrics else ""))
+    else:
+        score = (f"val mIoU {metrics['val_miou']:.2%} (best {metrics['best_val_miou']:.2%}), pixel acc {metrics['val_pixel_acc']:.2%}"
+                 if result.segmentation else f"val acc {metrics['val_acc']:.2%} (best {metrics['best_val_acc']:.2%})")
     headline = (f"{result.model_config.name}: {score}, "
                 f"{metrics['params'] / 1e6:.2f} M parameters, {metrics['gflops']:.3f} GFLOPs at "
                 f"{size_text(image_hw(result.model_config.img_size))} px, {metrics['train img/s']:,.0f} img/s, {metrics['train min']:.1f} min")
@@ -109,7 +127,12 @@ def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
     if job.multirun and job.format == "auto":
         emit(f"job {job.num} {' '.join(job.overrides)}: {headline}")
         return
-    if result.segmentation:
+    if result.detection:
+        masks = "val_mask_ap" in result.final
+        scores = ["val box AP", "val AP50", "val AP75", *(["val mask AP"] if masks else [])]
+        cells = [lambda r: _pct(r["val_box_ap"]), lambda r: _pct(r["val_box_ap50"]), lambda r: _pct(r["val_box_ap75"]),
+                 *([lambda r: _pct(r["val_mask_ap"])] if masks else [])]
+    elif result.segmentation:
         scores = ["train pixel acc", "val loss", "val pixel acc", "val mIoU"]
         cells = [lambda r: _pct(r["train_pixel_acc"]), _loss, lambda r: _pct(r["val_pixel_acc"]), lambda r: _pct(r["val_miou"])]
     else:
@@ -127,9 +150,23 @@ def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
                *([("resumed from", result.resumed_from)] if result.resumed_from else [])],
     )
     show(table, job.format)
-    per_class = _class_iou_table(result)
+    per_class = _class_ap_table(result) if result.detection else _class_iou_table(result)
     if per_class is not None:
         show(per_class, job.format)
+
+
+def _class_ap_table(result: Any) -> Optional[Table]:
+    """The last validation's box (and mask) AP per class, by name (mmdetection's classwise table)."""
+    from ..report.class_table import ClassFigures, class_table
+
+    last = next((r for r in reversed(result.history) if r.get("val_box_ap_class") is not None), None)
+    if last is None or len(last["val_box_ap_class"]) != len(result.classes):
+        return None
+    scores = {"box AP": last["val_box_ap_class"], **({"mask AP": last["val_mask_ap_class"]} if last.get("val_mask_ap_class") else {})}
+    notes = [("validation", f"epoch {last['epoch']}, box AP {last['val_box_ap']:.1%} over {last['val_images']} images (COCO's AP@[.5:.95])")]
+    if None in last["val_box_ap_class"]:
+        notes.append(("nan", "a class with no object in the validation split"))
+    return class_table(ClassFigures(names=result.classes, scores=scores), "validation AP per class", notes=notes)
 
 
 def _class_iou_table(result: Any) -> Optional[Table]:

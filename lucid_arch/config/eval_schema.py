@@ -21,7 +21,7 @@ from .train_schema import PROGRESS, DataConfig
 SPLITS = ("auto", "val", "train", "all")
 MODES = ("whole", "slide")
 TRAINING_ONLY = ("augment", "min_scale", "hflip")  # DataConfig keys evaluation has no use for
-SOURCE_KEYS = ("dataset", "root", "masks", "num_classes")  # which data: taken from the run together, or not at all
+SOURCE_KEYS = ("dataset", "root", "masks", "num_classes", "annotations", "val_annotations", "val_root")  # which data: taken from the run together, or not at all
 MAX_SCALE = 8.0
 
 
@@ -31,10 +31,14 @@ def _doc(text: str) -> dict:
 
 # What a data key means in evaluation, beyond what it means in training (appended to its help).
 _EVAL_NOTES = {
-    "dataset": "null: the run's own data (dataset, root, masks, num_classes together); 'folder' when only root is given.",
+    "dataset": ("null: the run's own data (dataset, root, masks, num_classes and the COCO files together); 'coco' when "
+                "annotations are given, 'folder' when only root is."),
     "root": "null: the run's own, unless dataset, masks or num_classes is given.",
     "masks": "null: the run's own, unless dataset, root or num_classes is given.",
     "num_classes": "null: the run's own, unless dataset, root or masks is given.",
+    "annotations": "null: the run's own, unless another data source key is given; 'coco' is the dataset when it is.",
+    "val_annotations": "null: the run's own, unless another data source key is given.",
+    "val_root": "null: the run's own, unless another data source key is given.",
     "image_size": """In evaluation: a classifier's images are centre-cropped to it, a segmentation model's
         are resized keep-ratio so that their shorter side is min(image_size) (the test scale) and scored
         at their own size. null: the size the run trained at.""",
@@ -196,7 +200,8 @@ def resolve_data(data: Any, run_data: Optional[Mapping[str, Any]], fallback: Map
     values.update({k: v for k, v in fallback.items() if k in values})
     values.update({k: v for k, v in run_data.items() if k in values and (k not in SOURCE_KEYS or not chose_source)})
     if chose_source:
-        values.update({k: None for k in SOURCE_KEYS if k != "dataset"}, dataset="folder" if given.get("root") else "shapes")
+        values.update({k: None for k in SOURCE_KEYS if k != "dataset"},
+                      dataset="coco" if given.get("annotations") else "folder" if given.get("root") else "shapes")
     values.update({k: _plain(v) for k, v in given.items()})
     resolved = DataConfig(**values)
     own = bool(run_data) and all(_same(getattr(resolved, k), run_data.get(k, getattr(DataConfig(), k))) for k in SOURCE_KEYS)

@@ -80,9 +80,22 @@ class PredictConfig:
     device: str = field(default="auto", metadata=_doc("auto (cuda when available, else cpu), cpu, cuda or cuda:N."))
     overlay: bool = field(
         default=True,
-        metadata=_doc("Segmentation: also write each image with its classes' colours laid over it (overlays/)."),
+        metadata=_doc(
+            """Segmentation: also write each image with its classes' colours laid over it (overlays/).
+            Detector: also write each image with its boxes, labels and scores drawn (drawn/)."""
+        ),
     )
-    opacity: float = field(default=0.5, metadata=_doc("Overlay: weight of the class colour against the image, 0 to 1."))
+    opacity: float = field(
+        default=0.5, metadata=_doc("Overlay (a Mask R-CNN's masks too): weight of the class colour against the image, 0 to 1.")
+    )
+    score_threshold: float = field(
+        default=0.3,
+        metadata=_doc(
+            """Detector: keep detections scoring at least this, in detections.json and the drawn
+            pictures (mmdetection's show_score_thr); 0 keeps all the model returns (its own
+            model.detector.score_threshold and detections_per_image apply first)."""
+        ),
+    )
     skip_existing: bool = field(
         default=True,
         metadata=_doc(
@@ -131,6 +144,8 @@ def check_predict(task: Any) -> None:
             bad(key, "must be at least 1.")
     if not (task.device in ("auto", "cpu", "cuda", "mps") or _cuda_index(task.device)):
         bad("device", "choose auto, cpu, cuda, cuda:N or mps.")
+    if not 0.0 <= task.score_threshold <= 1.0:
+        bad("score_threshold", "must lie in [0, 1] (a detection's score).")
     if not 0.0 <= task.opacity <= 1.0:
         bad("opacity", "must lie in [0, 1] (0: the image alone, 1: the colours alone).")
     formats = list(task.formats)

@@ -13,6 +13,7 @@ keeps ``--help`` and tab completion fast.
 
 from __future__ import annotations
 
+from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
 
@@ -26,7 +27,9 @@ POOL_CHOICES = ("mean", "cls")
 ACT_CHOICES = ("gelu", "relu", "silu")
 CONV_INIT_CHOICES = ("fan_out", "default")
 NECK_CHOICES = ("none", "fpn")
+NECK_EXTRA_CHOICES = ("none", "on_input", "on_lateral", "on_output")
 DECODE_HEAD_CHOICES = ("none", "all_mlp", "fpn")
+DETECTOR_CHOICES = ("none", "retinanet", "mask_rcnn")
 CHECKPOINT_CHOICES = ("last", "best")
 
 # Fields that hold one entry per stage. The number of stages is len(embed_dims).
@@ -59,7 +62,43 @@ SECTION_RANGES: dict[str, tuple[int, int]] = {
     "channels": (1, 16_384),
     "num_outs": (1, 8),
     "in_index": (0, MAX_STAGES + 8 - 1),  # a stage or a neck level (up to num_outs)
+    "start_level": (0, MAX_STAGES - 1),
+    # the detection sections (model.detector, model.anchors, model.rpn, model.roi); their
+    # fractions and thresholds are bounded in lucid_arch.config.detection_checks
+    "head_convs": (0, 16),
+    "head_channels": (1, 16_384),
+    "topk_candidates": (1, 100_000),
+    "detections_per_image": (1, 10_000),
+    "min_size": (1, 16_384),
+    "max_size": (1, 16_384),
+    "size_divisible": (1, 1_024),
+    "scales_per_octave": (1, 16),
+    "strides": (1, 16_384),
+    "convs": (1, 16),
+    "batch_size_per_image": (1, 100_000),
+    "pre_nms_top_n_train": (1, 100_000),
+    "post_nms_top_n_train": (1, 100_000),
+    "pre_nms_top_n_test": (1, 100_000),
+    "post_nms_top_n_test": (1, 100_000),
+    "box_pool_size": (1, 64),
+    "mask_pool_size": (1, 64),
+    "sampling_ratio": (0, 64),
+    "fc_channels": (1, 16_384),
+    "mask_convs": (0, 16),
+    "mask_channels": (1, 16_384),
 }
+# The sections' real-valued fields: (smallest, largest, smallest allowed, largest allowed); per entry for lists.
+SECTION_FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "dropout": (0.0, 1.0, True, False),
+    "fg_iou": (0.0, 1.0, False, True),
+    "bg_iou": (0.0, 1.0, True, True),
+    "positive_fraction": (0.0, 1.0, False, True),
+    "score_threshold": (0.0, 1.0, True, False),
+    "nms_iou": (0.0, 1.0, False, True),
+    "base_scale": (0.0, 1_024.0, False, True),
+    "ratios": (0.0, 1_024.0, False, True),
+}
+MAX_SECTION_LIST = MAX_STAGES + 8  # entries of a section's list (in_index, anchor ratios and strides)
 
 
 def _doc(text: str, **extra: Any) -> dict:
@@ -83,7 +122,34 @@ class NeckConfig:
         default=None,
         metadata=_doc(
             """Levels the neck outputs. null: one per encoder map. More: extra coarser levels, each a
-            stride-2 max-pool of the last (mmseg's FPN without extra convolutions)."""
+            stride-2 max-pool of the last (mmseg's FPN without extra convolutions), or made by
+            extra_convs."""
+        ),
+    )
+    start_level: int = field(
+        default=0,
+        metadata=_doc(
+            """The first encoder map the neck reads, counted from 0 (mmdetection's start_level):
+            RetinaNet reads from 1 (stride 8), Mask R-CNN and Semantic FPN from 0 (stride 4)."""
+        ),
+    )
+    extra_convs: str = field(
+        default="none",
+        metadata=_doc(
+            """How the levels beyond the maps read are made (mmdetection's add_extra_convs): 'none',
+            stride-2 max-pools (kernel 1) of the last level (Mask R-CNN's P6); 'on_input', a 3x3
+            stride-2 convolution of the last encoder map (RetinaNet's P6 from C5, as the PVT
+            detection configs build it); 'on_lateral', of the last lateral; 'on_output', of the
+            last output level (torchvision's P6 from P5). Every further level is a 3x3 stride-2
+            convolution of the one before.""",
+            choices=NECK_EXTRA_CHOICES,
+        ),
+    )
+    relu_before_extra_convs: bool = field(
+        default=False,
+        metadata=_doc(
+            """A ReLU before each extra convolution after the first (torchvision's P7 and the RetinaNet
+            paper's; mmdetection's RetinaNet configs, the PVT ones included, leave it off)."""
         ),
     )
 
@@ -130,6 +196,168 @@ class DecodeHeadConfig:
     )
     align_corners: bool = field(
         default=False, metadata=_doc("align_corners of the head's bilinear upsampling (false in the references).")
+    )
+
+
+@dataclass
+class DetectorConfig:
+    """What turns the neck's levels into boxes (``model.detector``), built on torchvision's detectors.
+
+    'retinanet': torchvision's RetinaNet head (classification and box subnets of ``head_convs``
+    3x3 convolutions + ReLU each, sigmoid focal loss, no background class) over every neck level.
+    'mask_rcnn': torchvision's region proposal network (``model.rpn``) and RoI heads
+    (``model.roi``): two shared FCs, a box classifier with a background class, a 4-conv mask head.
+    Images are normalised outside the model, as for every other model here; the model pads a
+    batch to ``size_divisible`` and resizes only when ``min_size`` is set. Boxes come back in the
+    input images' pixels, class ids 0..num_classes-1 (see lucid_arch.modeling.detection).
+    """
+
+    type: str = field(
+        default="none",
+        metadata=_doc("The detector: 'none', 'retinanet' or 'mask_rcnn'.", choices=DETECTOR_CHOICES),
+    )
+    head_convs: int = field(
+        default=4,
+        metadata=_doc(
+            """RetinaNet: 3x3 convolution + ReLU layers in each of the classification and box subnets
+            (mmdetection's stacked_convs; torchvision's fixed 4)."""
+        ),
+    )
+    head_channels: int = field(
+        default=256,
+        metadata=_doc("RetinaNet: width of those convolutions (mmdetection's feat_channels: the neck's 256)."),
+    )
+    fg_iou: float = field(
+        default=0.5,
+        metadata=_doc(
+            """RetinaNet: an anchor whose best IoU with a box is at least this is that box's positive
+            (mmdetection's pos_iou_thr); each box also keeps its best anchors, however low."""
+        ),
+    )
+    bg_iou: float = field(
+        default=0.4,
+        metadata=_doc("RetinaNet: an anchor below this IoU with every box is background; in between it is ignored."),
+    )
+    topk_candidates: int = field(
+        default=1000,
+        metadata=_doc("RetinaNet: best-scoring anchors kept per level before NMS (mmdetection's nms_pre)."),
+    )
+    score_threshold: float = field(
+        default=0.05, metadata=_doc("Detections scoring below this are dropped before NMS (mmdetection's score_thr).")
+    )
+    nms_iou: float = field(
+        default=0.5,
+        metadata=_doc("IoU above which NMS removes the lower-scoring of two detections of the same class."),
+    )
+    detections_per_image: int = field(
+        default=100,
+        metadata=_doc("Detections kept per image after NMS, best first (mmdetection's max_per_img; torchvision's RetinaNet keeps 300)."),
+    )
+    min_size: Optional[int] = field(
+        default=None,
+        metadata=_doc(
+            """null: images keep the size they come in (the data pipeline sizes them, as in
+            mmdetection). A number: the model resizes each image so its shorter side is this,
+            its longer at most max_size (torchvision's GeneralizedRCNNTransform), and maps
+            boxes back to the input's pixels."""
+        ),
+    )
+    max_size: int = field(default=1333, metadata=_doc("Longest side after the resize that min_size asks for."))
+    size_divisible: int = field(
+        default=32,
+        metadata=_doc("A batch is zero-padded (bottom and right) to a multiple of this (mmdetection's size_divisor)."),
+    )
+
+
+@dataclass
+class AnchorConfig:
+    """The anchors of RetinaNet's head or of Mask R-CNN's RPN (``model.anchors``), mmdetection's way.
+
+    Level i has ``scales_per_octave`` sizes ``strides[i] * base_scale * 2 ** (j / scales_per_octave)``,
+    each at every ratio (height / width), centred on the level's pixels (top-left corners).
+    """
+
+    base_scale: float = field(
+        default=4.0,
+        metadata=_doc("Anchor size in units of the level's stride (mmdetection's octave_base_scale; RPN: 8)."),
+    )
+    scales_per_octave: int = field(
+        default=3, metadata=_doc("Sizes per level, spread over one octave (RetinaNet 3, RPN 1).")
+    )
+    ratios: List[float] = field(
+        default_factory=lambda: [0.5, 1.0, 2.0], metadata=_doc("Height-to-width ratios of the anchors at each size.")
+    )
+    strides: List[int] = field(
+        default_factory=lambda: [8, 16, 32, 64, 128],
+        metadata=_doc(
+            """Stride of each neck level, one per level, in input pixels: where anchors are centred and
+            how large they are. Must be the levels' own strides (torchvision infers them from
+            the padded image, which is off for levels that round up, e.g. 61 for 64)."""
+        ),
+    )
+    rounded: bool = field(
+        default=False,
+        metadata=_doc(
+            """Round each anchor's corners to whole pixels, as torchvision's AnchorGenerator does;
+            false keeps them exact, as mmdetection does."""
+        ),
+    )
+
+
+@dataclass
+class RPNConfig:
+    """Mask R-CNN's region proposal network (``model.rpn``): torchvision's RPN with mmdetection 2.x's settings."""
+
+    convs: int = field(default=1, metadata=_doc("3x3 convolution + ReLU layers before the objectness and box outputs."))
+    fg_iou: float = field(default=0.7, metadata=_doc("Anchors at this IoU with a box or more are positives."))
+    bg_iou: float = field(default=0.3, metadata=_doc("Anchors below this IoU with every box are negatives."))
+    batch_size_per_image: int = field(default=256, metadata=_doc("Anchors sampled per image for the RPN's loss."))
+    positive_fraction: float = field(default=0.5, metadata=_doc("Largest share of positives among those."))
+    pre_nms_top_n_train: int = field(default=2000, metadata=_doc("Training: best proposals per level before NMS (nms_pre)."))
+    post_nms_top_n_train: int = field(
+        default=1000, metadata=_doc("Training: proposals per image after NMS (mmdetection 2.x's max_per_img; torchvision's 2000).")
+    )
+    pre_nms_top_n_test: int = field(default=1000, metadata=_doc("Inference: best proposals per level before NMS."))
+    post_nms_top_n_test: int = field(default=1000, metadata=_doc("Inference: proposals per image after NMS."))
+    nms_iou: float = field(default=0.7, metadata=_doc("IoU of the NMS among proposals."))
+    score_threshold: float = field(default=0.0, metadata=_doc("Proposals with a lower objectness probability are dropped."))
+
+
+@dataclass
+class RoIConfig:
+    """Mask R-CNN's RoI heads (``model.roi``): torchvision's RoIHeads with mmdetection 2.x's sizes.
+
+    Boxes: RoIAlign to ``box_pool_size`` from the level each proposal's size maps to, two shared
+    FCs of ``fc_channels`` (torchvision's TwoMLPHead), a (num_classes + 1)-way classifier
+    (background first) and class-specific box regression. Masks: RoIAlign to ``mask_pool_size``,
+    ``mask_convs`` 3x3 convolutions, a 2x2 stride-2 deconvolution and 1x1 logits per class.
+    """
+
+    box_pool_size: int = field(default=7, metadata=_doc("RoIAlign output side for the box head."))
+    mask_pool_size: int = field(default=14, metadata=_doc("RoIAlign output side for the mask head (masks come out at twice it)."))
+    sampling_ratio: int = field(
+        default=0,
+        metadata=_doc("RoIAlign sampling points per bin side; 0 adapts them to the RoI (mmdetection's 0; torchvision's Mask R-CNN: 2)."),
+    )
+    aligned: bool = field(
+        default=True,
+        metadata=_doc("RoIAlign's half-pixel alignment (mmdetection's aligned=True; torchvision's poolers: false)."),
+    )
+    fc_channels: int = field(default=1024, metadata=_doc("Width of the box head's two shared FCs."))
+    mask_convs: int = field(default=4, metadata=_doc("3x3 convolution + ReLU layers of the mask head."))
+    mask_channels: int = field(default=256, metadata=_doc("Width of those and of the deconvolution."))
+    fg_iou: float = field(default=0.5, metadata=_doc("Proposals at this IoU with a box or more are that box's positives."))
+    bg_iou: float = field(default=0.5, metadata=_doc("Proposals below this IoU with every box are background."))
+    batch_size_per_image: int = field(default=512, metadata=_doc("Proposals sampled per image for the box and mask losses."))
+    positive_fraction: float = field(default=0.25, metadata=_doc("Largest share of positives among those."))
+    background_outputs: bool = field(
+        default=False,
+        metadata=_doc(
+            """Give the background class its own box regression and mask logits, as torchvision's
+            predictors do ((num_classes + 1) x 4 and num_classes + 1 outputs). false: mmdetection's,
+            num_classes x 4 and num_classes, which the PVT papers' counts include; torchvision's
+            losses and post-processing then read zeros for the background."""
+        ),
     )
 
 
@@ -199,6 +427,21 @@ class ModelConfig:
             alone is built, and neither neck nor head is."""
         ),
     )
+
+    # --- detection: a detector over the neck's levels (see DetectorConfig) -----------------
+    detector: DetectorConfig = field(
+        default_factory=DetectorConfig,
+        metadata=_doc(
+            """A detector (see DetectorConfig): with a type other than 'none' the model is
+            torchvision-style (a list of images in, losses or boxes out), its encoder a
+            backbone of every stage and model.neck its FPN. features_only=true builds the encoder alone."""
+        ),
+    )
+    anchors: AnchorConfig = field(
+        default_factory=AnchorConfig, metadata=_doc("A detector's anchors (see AnchorConfig): RetinaNet's, or the RPN's.")
+    )
+    rpn: RPNConfig = field(default_factory=RPNConfig, metadata=_doc("Mask R-CNN's region proposal network (see RPNConfig)."))
+    roi: RoIConfig = field(default_factory=RoIConfig, metadata=_doc("Mask R-CNN's RoI heads (see RoIConfig)."))
 
     # --- per-stage lists (one entry per stage; required) --------------------------------
     embed_dims: List[int] = field(
@@ -339,7 +582,20 @@ class ModelConfig:
 
 
 # Sections of the model config that are small typed mappings of their own.
-SECTIONS: dict[str, type] = {"neck": NeckConfig, "decode_head": DecodeHeadConfig}
+SECTIONS: dict[str, type] = {
+    "neck": NeckConfig,
+    "decode_head": DecodeHeadConfig,
+    "detector": DetectorConfig,
+    "anchors": AnchorConfig,
+    "rpn": RPNConfig,
+    "roi": RoIConfig,
+}
+DETECTION_SECTIONS = ("detector", "anchors", "rpn", "roi")
+
+
+def field_default(f: Any) -> Any:
+    """A dataclass field's default, a fresh one for a default_factory (a section's lists)."""
+    return f.default_factory() if f.default_factory is not NO_DEFAULT else f.default
 
 
 def plain_defaults() -> dict[str, Any]:
@@ -347,7 +603,7 @@ def plain_defaults() -> dict[str, Any]:
     out = {}
     for f in fields(ModelConfig):
         if f.name in SECTIONS:
-            out[f.name] = {g.name: g.default for g in fields(SECTIONS[f.name])}
+            out[f.name] = {g.name: field_default(g) for g in fields(SECTIONS[f.name])}
         else:
             out[f.name] = f.default
     return out

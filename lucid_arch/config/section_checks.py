@@ -16,13 +16,13 @@ from dataclasses import MISSING, fields
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .problems import Problem, suggest
-from .schema import SECTION_RANGES, SECTIONS
+from .schema import DETECTOR_CHOICES, MAX_SECTION_LIST, SECTION_FLOAT_RANGES, SECTION_RANGES, SECTIONS, field_default
 
 Add = Callable[[str, str], None]
 
 
 def section_defaults(cls: type) -> dict[str, Any]:
-    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    return {f.name: field_default(f) for f in fields(cls) if field_default(f) is not MISSING}
 
 
 NONE = "none"  # a section's type when the model has no such part
@@ -38,6 +38,9 @@ def section_type_problems(key: str, value: Any, cls: type, type_problems: Callab
     defaults = section_defaults(cls)
     for f in fields(cls):
         v = value.get(f.name, defaults.get(f.name))
+        if isinstance(v, (list, tuple)) and len(v) > MAX_SECTION_LIST:  # never walk a huge list
+            out.append(Problem(f"{key}.{f.name}", f"{key}.{f.name} has {len(v):,} entries; at most {MAX_SECTION_LIST}."))
+            continue
         found = type_problems(f"{key}.{f.name}", v, hints[f.name])
         out += found
         if found or v is None:
@@ -51,8 +54,20 @@ def section_type_problems(key: str, value: Any, cls: type, type_problems: Callab
                 if not low <= item <= high:
                     where = f"{key}.{f.name}[{i}]" if isinstance(v, list) else f"{key}.{f.name}"
                     out.append(Problem(where, f"{where} = {item}: must lie in [{low}, {high:,}]."))
-        if f.name == "dropout" and not (math.isfinite(v) and 0.0 <= v < 1.0):
-            out.append(Problem(f"{key}.{f.name}", f"{key}.{f.name} = {v}: a probability must lie in [0, 1)."))
+        if f.name in SECTION_FLOAT_RANGES:
+            out += _float_problems(f"{key}.{f.name}", v, SECTION_FLOAT_RANGES[f.name])
+    return out
+
+
+def _float_problems(key: str, value: Any, bounds: tuple[float, float, bool, bool]) -> list[Problem]:
+    """'model.rpn.fg_iou = 1.5: must lie in (0, 1].' for each entry out of its interval (NaN included)."""
+    low, high, low_in, high_in = bounds
+    out = []
+    for i, v in enumerate(value if isinstance(value, list) else [value]):
+        inside = math.isfinite(v) and (low <= v if low_in else low < v) and (v <= high if high_in else v < high)
+        if not inside:
+            where = f"{key}[{i}]" if isinstance(value, list) else key
+            out.append(Problem(where, f"{where} = {v}: must lie in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}."))
     return out
 
 
@@ -71,12 +86,13 @@ def filled(value: Any, cls: type) -> dict[str, Any]:
 
 
 def level_strides(cfg: Mapping[str, Any], stage_strides: Sequence[int]) -> list[int]:
-    """Output stride of every map the decode head may read: the neck's levels, else the stages."""
+    """Output stride of every map the decode head (or detector) may read: the neck's levels, else the stages."""
     neck = cfg["neck"]
     if neck["type"] == NONE:
         return list(stage_strides)
-    outs = neck["num_outs"] or len(stage_strides)
-    strides = list(stage_strides[:outs])
+    read = list(stage_strides[neck["start_level"]:])
+    outs = neck["num_outs"] or len(read)
+    strides = read[:outs]
     while len(strides) < outs:  # extra levels: stride-2 max-pools of the last
         strides.append(strides[-1] * 2)
     return strides
@@ -87,12 +103,19 @@ def dense_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_stride
 
     ``stage_strides`` is None when the stage geometry itself is invalid (those rules are skipped).
     """
+    detector = cfg["detector"]
+    kind = detector.get("type", NONE) if isinstance(detector, Mapping) else None  # known even when another field is bad
+    if kind not in (None, NONE) and (kind in DETECTOR_CHOICES or "detector" not in bad):
+        from .detection_checks import detection_problems
+
+        detection_problems(cfg, bad, add, stage_strides, kind)
+        return
     if any(name in bad for name in SECTIONS):
         return
     neck, head = cfg["neck"], cfg["decode_head"]
     if neck["type"] != NONE and head["type"] == NONE:
-        add("neck.type", f"neck.type = {neck['type']!r} but decode_head.type = 'none': a neck only feeds a decode head; "
-            "set decode_head.type, or neck.type=none.")
+        add("neck.type", f"neck.type = {neck['type']!r} but decode_head.type = 'none': a neck only feeds a decode head or "
+            "a detector; set decode_head.type or detector.type, or neck.type=none.")
         return
     if head["type"] == NONE or ("features_only" not in bad and cfg["features_only"]):
         return  # a classifier, or a backbone (features_only builds neither neck nor head)
@@ -101,9 +124,7 @@ def dense_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_stride
             "set num_classes (150 for ADE20K), or decode_head.type=none for a backbone.")
     if stage_strides is None:
         return
-    if neck["type"] != NONE and neck["num_outs"] is not None and neck["num_outs"] < len(stage_strides):
-        add("neck.num_outs", f"neck.num_outs = {neck['num_outs']}: fewer levels than the encoder's {len(stage_strides)} maps; "
-            f"use at least {len(stage_strides)}, or null for one per map.")
+    if neck["type"] != NONE and neck_level_problems(neck, len(stage_strides), add):
         return
     strides = level_strides(cfg, stage_strides)
     reads = "neck level" if neck["type"] != NONE else "stage"
@@ -130,3 +151,17 @@ def dense_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_stride
                     f"first's stride {picked[0]}, but map {i} has stride {s}; read maps whose strides are the first's "
                     "times a power of 2 (decode_head.in_index), or use type=all_mlp.")
                 return
+
+
+def neck_level_problems(neck: Mapping[str, Any], stages: int, add: Add) -> bool:
+    """The neck reads maps start_level.. of the encoder's ``stages`` and outputs at least as many levels; True if not."""
+    if neck["start_level"] >= stages:
+        add("neck.start_level", f"neck.start_level = {neck['start_level']}: the encoder has {stages} maps (0..{stages - 1}); "
+            f"read from one of them.")
+        return True
+    read = stages - neck["start_level"]
+    if neck["num_outs"] is not None and neck["num_outs"] < read:
+        add("neck.num_outs", f"neck.num_outs = {neck['num_outs']}: fewer levels than the {read} encoder maps it reads "
+            f"(from neck.start_level {neck['start_level']}); use at least {read}, or null for one per map.")
+        return True
+    return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .eval_schema import EvalConfig
 from .export_schema import ExportConfig
+from .logger_schema import LoggerConfig
 from .predict_schema import PredictConfig
 from .schema import ModelConfig
 from .train_schema import TrainConfig
@@ -28,3 +29,4 @@ def register_configs() -> None:
     store.store(group="task", name="_export_schema", node=ExportConfig)
     store.store(group="task", name="_predict_schema", node=PredictConfig)
     store.store(group="task", name="_eval_schema", node=EvalConfig)
+    store.store(group="logger", name="_logger_schema", node=LoggerConfig)

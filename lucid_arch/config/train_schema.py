@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 
 from .checks import ConfigError, Problem
 
-DATASETS = ("shapes", "folder")
+DATASETS = ("shapes", "folder", "coco")
 PRECISIONS = ("auto", "fp32", "bf16")
 PROGRESS = ("auto", "bar", "log", "none")
 RESUME_AUTO = "auto"
@@ -32,7 +32,8 @@ class DataConfig:
         default="shapes",
         metadata=_doc(
             """'shapes': the built-in dataset, generated from `seed` in memory (no download;
-            see lucid_arch/data/shapes.py). 'folder': images under `root`, one sub-folder per class."""
+            see lucid_arch/data/shapes.py). 'folder': images under `root`, one sub-folder per class.
+            'coco' (detectors): images under `root` and a COCO instances JSON, `annotations`."""
         ),
     )
     root: Optional[str] = field(
@@ -51,6 +52,25 @@ class DataConfig:
             Class names from masks/classes.txt (line k names id k), else `num_classes`. The
             shapes dataset has its masks built in."""
         ),
+    )
+    annotations: Optional[str] = field(
+        default=None,
+        metadata=_doc(
+            """dataset=coco: the COCO instances JSON (images, annotations, categories) of the
+            training images, whose file_name entries are relative to `root`. Classes are its
+            categories, by name, in the order of their ids."""
+        ),
+    )
+    val_annotations: Optional[str] = field(
+        default=None,
+        metadata=_doc(
+            """dataset=coco: the instances JSON of a fixed validation set (images under
+            `val_root`); null: `val_fraction` of the training file's images is held out."""
+        ),
+    )
+    val_root: Optional[str] = field(
+        default=None,
+        metadata=_doc("dataset=coco with `val_annotations`: the folder of its images; null: `root`."),
     )
     num_classes: Optional[int] = field(
         default=None,
@@ -115,7 +135,8 @@ class OptimizerConfig:
         metadata=_doc(
             """A segmentation model's neck and decode head learn at lr times this, as in SegFormer's
             and mmsegmentation's recipe; the encoder, and a classifier, at lr. On the shapes masks
-            it lifts segformer_b0's default 10-epoch mIoU from 30% (at 1) to 41%."""
+            it lifts segformer_b0's default 10-epoch mIoU from 30% (at 1) to 41%. A detector learns
+            at lr throughout (mmdetection's recipe): this does not apply to it."""
         ),
     )
 
@@ -150,7 +171,8 @@ class TrainConfig:
         default="auto",
         metadata=_doc(
             """bf16 (autocast; weights and optimizer stay fp32), fp32, or auto: bf16 on a GPU
-            or a CPU with native bf16 (AVX512-BF16/AMX), fp32 elsewhere."""
+            or a CPU with native bf16 (AVX512-BF16/AMX), fp32 elsewhere (and for a detector on a
+            CPU, whose bf16 convolution gradients over 1x1 maps can be NaN)."""
         ),
     )
     label_smoothing: float = field(default=0.1, metadata=_doc("Label smoothing of the cross-entropy loss."))
@@ -220,6 +242,15 @@ def check_train(task: Any) -> None:
         bad("data.dataset", f"choose one of {', '.join(DATASETS)}.")
     if task.data.dataset == "folder" and not task.data.root:
         bad("data.root", "dataset=folder needs the image folder: task.data.root=/path/to/images.")
+    if task.data.dataset == "coco" and not task.data.root:
+        bad("data.root", "dataset=coco needs the image folder: task.data.root=/path/to/images.")
+    if task.data.dataset == "coco" and not task.data.annotations:
+        bad("data.annotations", "dataset=coco needs the instances JSON: task.data.annotations=/path/to/instances.json.")
+    for key in ("annotations", "val_annotations", "val_root"):
+        if getattr(task.data, key) and task.data.dataset != "coco":
+            bad(f"data.{key}", "belongs to a COCO-format dataset; add task.data.dataset=coco, or drop it.")
+    if task.data.val_root and not task.data.val_annotations:
+        bad("data.val_root", "holds the images of task.data.val_annotations; give that file too, or drop it.")
     if task.data.dataset != "folder" and task.data.masks:
         bad("data.masks", f"label maps are read with dataset=folder; the {task.data.dataset} dataset has its own "
                           f"(drop task.data.masks, or set task.data.dataset=folder task.data.root=IMAGES).")

@@ -3,6 +3,7 @@
     shapes.py   the built-in dataset, rendered from a seed in memory (no download)
     folder.py   root/CLASS/*.jpg through PIL; unreadable files are skipped, not fatal
     mask_folder.py  images + PNG label maps (task.data.masks) for segmentation
+    coco.py     COCO-format detection data: images + an instances JSON (task.data.annotations)
     augment.py  random resized crop + flip on whole batches, reproducible from a generator
     seeds.py    seeds derived from (seed, split, chunk, epoch ...), the same on every machine
 
@@ -13,7 +14,7 @@ PIL is imported only when a folder image is decoded.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -41,18 +42,26 @@ __all__ = [
 ]
 
 
-def build_datasets(data_cfg: Any, segmentation: bool = False) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, list[str]]:
+def build_datasets(data_cfg: Any, segmentation: bool = False, detection: Optional[str] = None
+                   ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset, list[str]]:
     """(train, val, class names) for a ``task.data`` node (a DictConfig or a DataConfig).
 
     Items are (uint8 3 x H x W, int label), or with ``segmentation`` (uint8 3 x H x W, uint8
     H x W label map: the shapes' masks, or the folder's ``task.data.masks``); a folder item may be
     ``None`` (an unreadable file), which :func:`collate_skip_bad` drops. ``image_size`` is a side
-    or [height, width].
+    or [height, width]. ``detection`` ("boxes", or "masks" for instance masks too) gives
+    (image, target dict) items: the shapes' boxes, or a COCO-format folder (coco.py).
     """
     dataset = data_cfg.dataset
     size = data_cfg.image_size
     size = int(size) if isinstance(size, int) else tuple(int(v) for v in size)
     seed = int(data_cfg.seed)
+    if detection is not None:
+        return _detection_datasets(data_cfg, size, seed, detection == "masks")
+    if dataset == "coco":
+        raise _dataset_error("task.data.dataset=coco holds boxes for a detector (model=retinanet_... or mask_rcnn_...); a "
+                           "classifier learns from class folders (dataset=folder) and a segmentation model from label maps "
+                           "(dataset=folder with task.data.masks).")
     if dataset == "shapes":
         train = ShapesDataset(int(data_cfg.num_train), size, seed, "train", masks=segmentation)
         val = ShapesDataset(int(data_cfg.num_val), size, seed, "val", masks=segmentation)
@@ -71,6 +80,29 @@ def build_datasets(data_cfg: Any, segmentation: bool = False) -> tuple[torch.uti
             train, val = ImageFolder.splits(data_cfg.root, size, float(data_cfg.val_fraction), seed)
         return train, val, list(train.classes)
     raise ValueError(f"task.data.dataset={dataset!r}: choose 'shapes' or 'folder'.")
+
+
+def _detection_datasets(data_cfg: Any, size: Any, seed: int, masks: bool) -> tuple[Any, Any, list[str]]:
+    if data_cfg.dataset == "shapes":
+        train = ShapesDataset(int(data_cfg.num_train), size, seed, "train", detection=True)
+        return train, ShapesDataset(int(data_cfg.num_val), size, seed, "val", detection=True), list(train.classes)
+    if data_cfg.dataset != "coco":
+        raise _dataset_error(f"task.data.dataset={data_cfg.dataset!r}: a detector learns from boxes: the built-in shapes "
+                           f"(dataset=shapes) or a COCO-format folder (dataset=coco task.data.root=IMAGES "
+                           f"task.data.annotations=instances.json).")
+    from .coco import CocoDetection
+
+    pad = [min(255, max(0, round(float(m) * 255))) for m in data_cfg.mean]  # the mean colour: zero once normalised
+    train, val = CocoDetection.splits(data_cfg.root, getattr(data_cfg, "annotations", None), size, float(data_cfg.val_fraction),
+                                      seed, getattr(data_cfg, "val_annotations", None), getattr(data_cfg, "val_root", None),
+                                      masks=masks, pad=pad)
+    return train, val, list(train.classes)
+
+
+def _dataset_error(message: str) -> DatasetError:
+    error = DatasetError(message)
+    error.key = "task.data.dataset"
+    return error
 
 
 def masks_mismatch(data_cfg: Any, segmentation: bool) -> str:

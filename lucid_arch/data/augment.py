@@ -80,6 +80,17 @@ def crop_boxes(
     return torch.stack([x0, y0, w, h], dim=1)
 
 
+def crop_draws(batch: int, height: int, width: int, generator: torch.Generator, scale: tuple[float, float],
+               ratio: tuple[float, float], hflip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(crop boxes, flips): every random draw of a batch's augmentation, in their fixed order
+    (shared by images, label maps and detection boxes, so each sees the same crops)."""
+    boxes = crop_boxes(batch, height, width, generator, scale, ratio)
+    flip = torch.rand(batch, generator=generator, dtype=torch.float64) < 0.5
+    if not hflip:
+        flip = torch.zeros_like(flip)
+    return boxes, flip
+
+
 def random_resized_crop_flip(
     images: torch.Tensor,
     generator: torch.Generator,
@@ -118,10 +129,7 @@ def random_resized_crop_flip_pair(
     if masks is not None and (masks.dim() != 3 or tuple(masks.shape) != (batch, height, width)):
         raise ValueError(f"random_resized_crop_flip: masks of shape {tuple(masks.shape)} for images of shape "
                          f"{tuple(images.shape)}; give B x H x W label maps.")
-    boxes = crop_boxes(batch, height, width, generator, scale, ratio)
-    flip = torch.rand(batch, generator=generator, dtype=torch.float64) < 0.5
-    if not hflip:
-        flip = torch.zeros_like(flip)
+    boxes, flip = crop_draws(batch, height, width, generator, scale, ratio, hflip)
     if batch == 0:
         return x, None if masks is None else masks.long()
     grid = _crop_grid(boxes, flip, height, width).to(x.device)

@@ -136,7 +136,8 @@ class ImageFolder(Dataset):
 
 def collate_skip_bad(batch: Sequence, image_size: int | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack the readable samples of ``batch`` into (uint8 B x 3 x H x W, int64 B), dropping ``None``;
-    samples whose target is a label map (segmentation) give their B x H x W maps stacked instead.
+    samples whose target is a label map (segmentation) give their B x H x W maps stacked instead,
+    and a detector's target dicts come as a list of B.
 
     A batch with no readable sample gives B = 0 (the training loop should skip it); its image
     tensor is 0 x 3 x H x W when ``image_size`` is given (``functools.partial``), else 0 x 3 x 0 x 0.
@@ -146,6 +147,8 @@ def collate_skip_bad(batch: Sequence, image_size: int | Sequence[int] | None = N
         height, width = _hw(image_size or 0)
         return torch.empty(0, 3, height, width, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
     images = torch.stack([image for image, _ in good])
+    if isinstance(good[0][1], dict):  # a detector's targets: boxes, labels (and masks) per image, counts differ
+        return images, [target for _, target in good]
     if isinstance(good[0][1], torch.Tensor) and good[0][1].dim():
         return images, torch.stack([mask for _, mask in good])
     labels = torch.tensor([int(label) for _, label in good], dtype=torch.int64)

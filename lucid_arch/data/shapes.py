@@ -45,6 +45,16 @@ were (it is invisible there): they keep the shape's label, and where such a stro
 background it is background -- the case that makes colour alone unable to segment. About 0.06%
 of the pixels are 255, and 84% are background (at 64 px, seed 0).
 
+Boxes and instance masks (``detection=True``, for detectors): the same scenes, images byte for
+byte, each holding one object -- its box and its instance mask are read off the label map
+above, so they add no draw. The instance mask is every pixel of the shape's outline, hidden
+ones (255 in the label map) included: a thin stroke across the shape does not cut the object
+in two, and Mask R-CNN's mask loss has no ignore label to give those pixels. The box is the
+mask's tight box in pixel edges, xyxy (a shape whose pixels span columns 3..9 has x0 = 3 and
+x1 = 10), COCO's convention; the area is the mask's pixel count, which COCO's small/medium/large
+ranges are judged by. Labels are 0..9 (:data:`CLASSES`); a detector's background class is the
+model's own business.
+
 No class changes under the training augmentation: a horizontal flip maps every class to
 itself, and the ellipse's axes ratio is at most 0.55, so even the strongest aspect jitter of
 the random resized crop (4/3) leaves it below the 0.75 a squeezed disc reaches. (A crop can
@@ -107,14 +117,22 @@ class ShapesDataset(Dataset):
     ``images``: uint8 N x 3 x S x S; ``labels``: int64 N, balanced (counts differ by at most 1);
     ``classes``: the ten names, indexed by label. With ``masks=True`` (segmentation) also
     ``masks``: uint8 N x S x S (see the module's docstring), items are (image, mask) and
-    ``classes`` are the eleven :data:`SEGMENTATION_CLASSES`.
+    ``classes`` are the eleven :data:`SEGMENTATION_CLASSES`. With ``detection=True`` items are
+    (image, target): ``target`` holds ``boxes`` (float32 1 x 4, xyxy pixels), ``labels`` (int64 1,
+    0..9), ``masks`` (uint8 1 x S x S instance mask), ``area`` and ``image_id`` (the index);
+    ``classes`` are the ten :data:`CLASSES` and ``boxes`` (float32 N x 4) holds every image's box.
     """
 
     def __init__(self, num_images: int, image_size: int | Sequence[int] = 64, seed: int = 0, split: str = "train",
-                 masks: bool = False):
-        rendered = render_shapes(num_images, image_size, seed, split, masks=masks)
+                 masks: bool = False, detection: bool = False):
+        if masks and detection:
+            raise ValueError("shapes: masks=True (label maps, segmentation) and detection=True (boxes and instance masks) "
+                             "are two ways of labelling the same images; choose one.")
+        rendered = render_shapes(num_images, image_size, seed, split, masks=masks or detection)
         self.images, self.labels = rendered[0], rendered[1]
-        self.masks = rendered[2] if masks else None
+        self.masks = rendered[2] if masks or detection else None
+        self.detection = detection
+        self.boxes = instance_boxes(self.masks) if detection else None
         self.classes = list(SEGMENTATION_CLASSES if masks else CLASSES)
         self.image_size = image_size
         self.seed = seed
@@ -123,16 +141,50 @@ class ShapesDataset(Dataset):
     def __len__(self) -> int:
         return self.labels.shape[0]
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor | dict]:
+        if self.detection:
+            instance = (self.masks[i] != 0).to(torch.uint8)[None]
+            return self.images[i], {"boxes": self.boxes[i : i + 1].clone(), "labels": self.labels[i : i + 1].clone(),
+                                    "masks": instance, "area": instance.sum((1, 2)).to(torch.float32), "image_id": i}
         if self.masks is not None:
             return self.images[i], self.masks[i]
         return self.images[i], int(self.labels[i])
 
+    def ground_truth(self, i: int):
+        """Image ``i``'s object as COCO's evaluation reads it (:class:`lucid_arch.data.coco.ImageRecord`)."""
+        from .coco import ImageRecord
+
+        instance = self.masks[i] != 0
+        height, width = instance.shape
+        return ImageRecord(i, f"{self.split}/{i}", int(height), int(width), boxes=[self.boxes[i].tolist()],
+                           labels=[int(self.labels[i])], iscrowd=[0], areas=[float(instance.sum())], segmentations=[instance])
+
     def __repr__(self) -> str:
+        what = ", boxes" if self.detection else ", masks" if self.masks is not None else ""
         return (
             f"ShapesDataset({len(self)} images, {self.images.shape[2]}x{self.images.shape[3]}, "
-            f"seed={self.seed}, split={self.split!r}{', masks' if self.masks is not None else ''})"
+            f"seed={self.seed}, split={self.split!r}{what})"
         )
+
+
+def instance_boxes(label_maps: torch.Tensor) -> torch.Tensor:
+    """float32 N x 4: the tight xyxy box (pixel edges) of each map's non-zero pixels (the shape,
+    hidden pixels included); an image without any (none at the sizes allowed) gets 0 0 0 0."""
+    if label_maps.shape[0] == 0:
+        return torch.zeros(0, 4)
+    on = label_maps != 0
+    cols, rows = on.any(1), on.any(2)  # N x W, N x H
+
+    def span(hit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = hit.shape[1]
+        first = hit.to(torch.uint8).argmax(1)
+        last = n - hit.flip(1).to(torch.uint8).argmax(1)
+        empty = ~hit.any(1)
+        return first.masked_fill(empty, 0), last.masked_fill(empty, 0)
+
+    x0, x1 = span(cols)
+    y0, y1 = span(rows)
+    return torch.stack([x0, y0, x1, y1], 1).to(torch.float32)
 
 
 def render_shapes(num_images: int, image_size: int | Sequence[int] = 64, seed: int = 0, split: str = "train",

@@ -44,11 +44,14 @@ class EvalSet:
 
 
 def resolve_split(split: str, data: Any, own: bool) -> str:
-    """``auto`` -> val for shapes, for the run's own data and for a folder with a fixed val/; all for any other folder."""
+    """``auto`` -> val for shapes, for the run's own data, for a folder with a fixed val/ and for COCO files with
+    val_annotations; all for any other folder or instances file."""
     if split != "auto":
         return split
     if data.dataset == "shapes" or own:
         return "val"
+    if data.dataset == "coco":  # a fixed validation file is what a COCO-format set is scored on; one file alone is a test set
+        return "val" if getattr(data, "val_annotations", None) else "all"
     root = Path(data.root).expanduser()
     return "val" if (root / "train").is_dir() and (root / "val").is_dir() else "all"
 

@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from .classify import TopK, classify_probs, crop_batch, top_k
+from .detect import DetectionResult, detect_batch
 from .inputs import Source, Unreadable, decode, load_for_classifier
 from .preprocess import check_pixel_budget, to_pixels
 from .segment import SegmentOptions, pair, segment_batch
 
-KINDS = ("classification", "segmentation")
+KINDS = ("classification", "segmentation", "detection")
 
 
 @dataclass
@@ -68,7 +69,7 @@ class ClassificationResult:
         return {"source": self.source, "top": [t.to_dict() for t in self.top]}
 
 
-Result = Union[SegmentationResult, ClassificationResult]
+Result = Union[SegmentationResult, ClassificationResult, DetectionResult]
 
 
 def pick_device(device: Optional[str]) -> torch.device:
@@ -81,6 +82,8 @@ def pick_device(device: Optional[str]) -> torch.device:
 
 
 def model_kind(model: nn.Module) -> str:
+    if getattr(getattr(model, "spec", None), "detection", None) is not None:
+        return "detection"
     return "segmentation" if getattr(model, "decode_head", None) is not None else "classification"
 
 
@@ -89,7 +92,9 @@ class Predictor:
     (default: ImageNet statistics at the model's own size, lucid_arch.runs.Preprocessing).
 
     Segmentation settings (``mode`` whole or slide, ``crop``, ``stride``, ``flip``, ``scales``) are
-    lucid_arch.inference.segment's; ``top_k`` is a classifier's. The model is put in eval mode on ``device``.
+    lucid_arch.inference.segment's; ``top_k`` is a classifier's; ``score_threshold`` a detector's (detections
+    scoring below it are left out of results; 0.3 is mmdetection's for showing them). The model is put
+    in eval mode on ``device``.
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class Predictor:
         top_k: int = 5,
         batch_size: int = 1,
         return_probs: bool = False,
+        score_threshold: float = 0.3,
     ):
         self.kind = model_kind(model)
         num_classes = int(getattr(model, "num_classes", 0) or 0)
@@ -123,6 +129,9 @@ class Predictor:
         if top_k < 1:
             raise ValueError(f"top_k = {top_k}: must be at least 1.")
         self.top_k = top_k
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold = {score_threshold}: give a score in [0, 1].")
+        self.score_threshold = float(score_threshold)
         self.batch_size = max(1, int(batch_size))
         self.return_probs = return_probs
 
@@ -166,6 +175,8 @@ class Predictor:
         a classifier's centre crop at the training size, a segmentation model's whole image."""
         if self.kind == "classification":
             return load_for_classifier(path, self.preprocessing.image_size)
+        if self.kind == "detection":  # resized inside the training size: the decoded pixels are what is bounded
+            return decode(path, check=lambda h, w: check_pixel_budget((h, w), self.preprocessing, 0.0))
         largest = max(self.options.scales)
         return decode(path, check=lambda h, w: check_pixel_budget((h, w), self.preprocessing, largest))
 
@@ -211,6 +222,8 @@ class Predictor:
             yield from flush()
 
     def _predict_group(self, group: list[torch.Tensor]) -> list[Result]:
+        if self.kind == "detection":
+            return detect_batch(self.model, group, self.preprocessing, self.classes, self.score_threshold)
         if self.kind == "classification":
             probs = classify_probs(self.model, crop_batch(group, self.preprocessing), self.preprocessing).cpu()
             return [ClassificationResult(top, p) for top, p in zip(top_k(probs, self.classes, self.top_k), probs)]
@@ -220,6 +233,7 @@ class Predictor:
 
     def __repr__(self) -> str:
         settings = f"top_k={self.top_k}" if self.kind == "classification" else (
+            f"score_threshold={self.score_threshold}" if self.kind == "detection" else
             f"mode={self.options.mode!r}, flip={self.options.flip}, scales={list(self.options.scales)}")
         return (f"Predictor({self.kind}, {self.num_classes} classes, {self.preprocessing.resize} at "
                 f"{self.preprocessing.image_size[0]}x{self.preprocessing.image_size[1]}, {settings}, device={str(self.device)!r})")
@@ -231,5 +245,6 @@ def _default_preprocessing(model: nn.Module, kind: str) -> Any:
 
     spec = next((m.spec for m in model.modules() if isinstance(m, PyramidVisionTransformer)), None)
     size = tuple(spec.input_size) if spec is not None else (224, 224)
-    return Preprocessing(image_size=(int(size[0]), int(size[1])), resize="keep_ratio" if kind == "segmentation" else "center_crop")
+    resize = {"segmentation": "keep_ratio", "detection": "letterbox"}.get(kind, "center_crop")
+    return Preprocessing(image_size=(int(size[0]), int(size[1])), resize=resize)
 

@@ -1,7 +1,9 @@
 """Many inputs -> a folder of predictions that a rerun resumes: what ``task=predict`` does.
 
 The folder holds ``predictions.json``: the settings and model the outputs came from, and one entry
-per image (a segmentation model's classes present with their pixel shares; a classifier's top k).
+per image (a segmentation model's classes present with their pixel shares; a classifier's top k);
+a detector's is ``detections.json`` (each image's boxes, scores and class names, in its own
+pixels), beside ``drawn/`` (the boxes drawn on the images).
 A rerun with ``skip_existing`` reads it, keeps every image whose outputs are all there, and predicts
 the rest; when the settings or the weights differ, the old outputs are not the new model's and
 mixing them would be silently wrong, so it stops and says how to go on (:class:`StaleOutputError`).
@@ -22,9 +24,12 @@ from typing import Any, Callable, Optional, Sequence
 
 from .inputs import Source
 from .outputs import atomic, output_names, read_mask, save_mask, save_overlay, write_text
+from .detect import DetectionResult
 from .predictor import Predictor, SegmentationResult
 
 PREDICTIONS = "predictions.json"
+DETECTIONS = "detections.json"  # a detector's predictions.json
+DRAWN = "drawn"  # a detector's pictures: boxes, labels and masks on the image
 CSV_FILE = "predictions.csv"
 LEGEND = "legend.png"
 MASKS = "masks"
@@ -78,7 +83,8 @@ def predict_to_folder(
     (compared with a previous run's), ``ticker(total)`` makes the progress display (a report.ticker.Ticker),
     ``about`` is kept in predictions.json for people (where the weights were) and never compared."""
     out = Path(options.output)
-    previous = _previous(out, settings, options.skip_existing)
+    listing = DETECTIONS if predictor.kind == "detection" else PREDICTIONS
+    previous = _previous(out, settings, options.skip_existing, listing)
     report = FolderReport(output=out, kind=predictor.kind)
     done = {e["input"]: e for e in previous.get("images", [])} if previous else {}
     classes = list(predictor.classes)
@@ -89,6 +95,12 @@ def predict_to_folder(
         colours = palette(len(classes))
         header["palette"] = colours.tolist()
         plan = _segmentation_plan(sources, out, options, done, classes, report)
+    elif predictor.kind == "detection":
+        from ..report.detections_draw import detection_colours
+
+        colours = detection_colours(len(classes))
+        header["colours"] = colours.tolist()
+        plan = _detection_plan(sources, out, options, done, report)
     else:
         colours = None
         plan = _classification_plan(sources, out, options, done, report)
@@ -103,13 +115,15 @@ def predict_to_folder(
         if on_unreadable is not None:
             on_unreadable(source, why)
 
-    if todo and previous is None and predictor.kind == "segmentation":  # a run killed from here on is recognised by the next one
-        _write_json(out, {**header, "complete": False, "images": list(entries.values())}, report)
+    if todo and previous is None and predictor.kind != "classification":  # a run killed from here on is recognised by the next one
+        _write_json(out, {**header, "complete": False, "images": list(entries.values())}, report, listing)
     start = time.perf_counter()
     with ticker(len(todo)) as tick:
         for source, pixels, result in predictor.predict_files(todo, unreadable):
             if isinstance(result, SegmentationResult):
                 entries[source.relative] = _write_segmentation(out, source, names[source.relative], pixels, result, options, colours, report)
+            elif isinstance(result, DetectionResult):
+                entries[source.relative] = _write_detection(out, source, names[source.relative], pixels, result, options, colours, report)
             else:
                 entries[source.relative] = {"input": source.relative, "top": [t.to_dict() for t in result.top]}
             report.predicted += 1
@@ -117,7 +131,9 @@ def predict_to_folder(
     report.seconds = time.perf_counter() - start
     report.entries = [entries[s.relative] for s in sources if s.relative in entries]
     record = {**header, "complete": True, "images": report.entries, "unreadable": report.unreadable}
-    if predictor.kind == "segmentation":
+    if predictor.kind == "detection":
+        _write_json(out, record, report, listing)
+    elif predictor.kind == "segmentation":
         _write_json(out, record, report)
         if not (out / LEGEND).is_file():
             from ..report.palette import legend
@@ -133,9 +149,9 @@ def predict_to_folder(
     return report
 
 
-def _previous(out: Path, settings: dict[str, Any], skip_existing: bool) -> Optional[dict[str, Any]]:
-    """The last run's predictions.json when its outputs may be reused; StaleOutputError when they are another model's."""
-    path = out / PREDICTIONS
+def _previous(out: Path, settings: dict[str, Any], skip_existing: bool, listing: str = PREDICTIONS) -> Optional[dict[str, Any]]:
+    """The last run's predictions.json (``listing``) when its outputs may be reused; StaleOutputError when they are another model's."""
+    path = out / listing
     if not skip_existing or not path.is_file():
         return None
     try:
@@ -169,6 +185,31 @@ def _segmentation_plan(sources, out, options, done, classes, report) -> list[tup
     return plan
 
 
+def _detection_plan(sources, out, options, done, report) -> list[tuple[Source, Optional[dict]]]:
+    """A detector's image is done when detections.json lists it and (when drawing) its picture is there."""
+    plan = []
+    for source in sources:
+        entry = done.get(source.relative) if options.skip_existing else None
+        if entry is not None and options.overlay and not (out / str(entry.get("drawn", ""))).is_file():
+            entry = None
+        report.skipped += entry is not None
+        plan.append((source, entry))
+    return plan
+
+
+def _write_detection(out, source, name, pixels, result, options, colours, report) -> dict[str, Any]:
+    entry = {"input": source.relative, "size": list(result.size), "detections": result.detections()}
+    if options.overlay:
+        from ..report.detections_draw import draw_detections
+
+        masks = None if result.masks is None else result.masks.numpy()
+        picture = draw_detections(pixels.permute(1, 2, 0).cpu().numpy(), entry["detections"], colours, masks, options.opacity)
+        atomic(out / DRAWN / name, lambda tmp: picture.save(tmp, format="PNG"))
+        report.written.append(f"{DRAWN}/{name}")
+        entry["drawn"] = f"{DRAWN}/{name}"
+    return entry
+
+
 def _classification_plan(sources, out, options, done, report) -> list[tuple[Source, Optional[dict]]]:
     files_there = all((out / (CSV_FILE if f == "csv" else PREDICTIONS)).is_file() for f in options.formats)
     plan = []
@@ -195,8 +236,8 @@ def _write_segmentation(out, source, name, pixels, result, options, colours, rep
     return _entry(source, name, result, options)
 
 
-def _write_json(out: Path, record: dict[str, Any], report: FolderReport) -> None:
-    _write_if_changed(out / PREDICTIONS, json.dumps(record, indent=1) + "\n", report)
+def _write_json(out: Path, record: dict[str, Any], report: FolderReport, listing: str = PREDICTIONS) -> None:
+    _write_if_changed(out / listing, json.dumps(record, indent=1) + "\n", report)
 
 
 def _write_if_changed(path: Path, text: str, report: FolderReport) -> None:

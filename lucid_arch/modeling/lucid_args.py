@@ -257,6 +257,11 @@ def lucid_call(spec: ModelSpec, width: int = 100) -> str:
         if spec.neck is not None:
             arguments["neck"] = f"{spec.neck.kind}(channels={spec.neck.channels})"
         arguments["decode_head"] = f"{dense.kind}(channels={dense.channels})"
+    if spec.detection is not None:  # a detector: its class count, FPN and kind
+        arguments["num_classes"] = spec.detection.num_classes
+        neck = spec.neck
+        arguments["neck"] = f"{neck.kind}(channels={neck.channels}, start_level={neck.start_level}, num_outs={neck.num_outs})"
+        arguments["detector"] = spec.detection.kind
     items = [f"{name}={value!r}" if not isinstance(value, str) or name not in SECTIONS else f"{name}={value}"
              for name, value in arguments.items()]
     lines, line = [], head

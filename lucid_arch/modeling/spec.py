@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..config.geometry import PatchGeometry, feature_sizes, image_hw, patch_geometry, reductions
-from ..config.schema import ModelConfig
+from ..config.schema import AnchorConfig, DetectorConfig, ModelConfig, RoIConfig, RPNConfig
 
 
 @dataclass(frozen=True)
@@ -77,18 +77,31 @@ class Level:
 @dataclass(frozen=True)
 class NeckSpec:
     kind: str  # a key of the registry's NECKS
-    inputs: tuple[Level, ...]  # the encoder's maps
+    inputs: tuple[Level, ...]  # the encoder's maps it reads (from start_level on)
     channels: int
     num_outs: int
+    start_level: int = 0  # the encoder map inputs[0] is
+    extra_convs: str = "none"  # how levels beyond the inputs are made (schema.NECK_EXTRA_CHOICES)
+    relu_before_extra_convs: bool = False
 
     @property
     def outputs(self) -> tuple[Level, ...]:
-        """Every input level at ``channels``, then the extra levels: stride-2 max-pools of the last."""
+        """Every input level at ``channels``, then the extra levels at twice the stride of the one before
+        (a stride-2 max-pool with kernel 1 or a 3x3 stride-2 convolution: the same size either way)."""
         out = [Level(self.channels, lv.stride, lv.grid) for lv in self.inputs]
         while len(out) < self.num_outs:
             last = out[-1]
             out.append(Level(self.channels, last.stride * 2, ((last.grid[0] - 1) // 2 + 1, (last.grid[1] - 1) // 2 + 1)))
         return tuple(out)
+
+    @property
+    def extra_in_channels(self) -> tuple[int, ...]:
+        """Input channels of each extra convolution (none when extra levels are max-pools)."""
+        extras = self.num_outs - len(self.inputs)
+        if self.extra_convs == "none" or extras <= 0:
+            return ()
+        first = self.inputs[-1].channels if self.extra_convs == "on_input" else self.channels
+        return (first,) + (self.channels,) * (extras - 1)
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,35 @@ class DecodeHeadSpec:
         """The logits: num_classes channels at the first map's stride and size."""
         first = self.inputs[0]
         return Level(self.num_classes, first.stride, first.grid)
+
+
+@dataclass(frozen=True)
+class DetectionSpec:
+    """A detector over the neck's levels: what lucid_arch.modeling.detection builds with torchvision's parts."""
+
+    kind: str  # "retinanet" or "mask_rcnn" (schema.DETECTOR_CHOICES)
+    num_classes: int  # object classes, background not counted
+    levels: tuple[Level, ...]  # the neck's outputs, every one read by the head or the RPN
+    settings: DetectorConfig  # model.detector
+    anchors: AnchorConfig  # model.anchors
+    rpn: Optional[RPNConfig] = None  # Mask R-CNN's
+    roi: Optional[RoIConfig] = None  # Mask R-CNN's
+    roi_levels: int = 0  # Mask R-CNN: RoIAlign reads the first roi_levels levels (those of the encoder's maps)
+
+    @property
+    def anchor_sizes(self) -> tuple[tuple[float, ...], ...]:
+        """Per level, the anchor sizes (square side, pixels): stride x base_scale x 2^(j / scales_per_octave)."""
+        n = self.anchors.scales_per_octave
+        return tuple(tuple(s * self.anchors.base_scale * 2 ** (j / n) for j in range(n)) for s in self.anchors.strides)
+
+    @property
+    def anchors_per_location(self) -> int:
+        return self.anchors.scales_per_octave * len(self.anchors.ratios)
+
+    @property
+    def anchors_per_level(self) -> tuple[int, ...]:
+        """Anchors of each level at img_size: its pixels times anchors per location."""
+        return tuple(lv.grid[0] * lv.grid[1] * self.anchors_per_location for lv in self.levels)
 
 
 @dataclass(frozen=True)
@@ -128,8 +170,9 @@ class ModelSpec:
     drop_path_rate: float  # what the per-block rates rise to (each stage holds its blocks' rates)
     out_indices: Optional[tuple[int, ...]] = None  # a backbone's returned stages; None: a classifier
     stage_outputs: tuple[tuple[int, int], ...] = ()  # (channels, reduction) of every configured stage, built or not
-    neck: Optional[NeckSpec] = None  # a segmentation model's, when it has one
+    neck: Optional[NeckSpec] = None  # a segmentation model's, when it has one; a detector's FPN
     decode_head: Optional[DecodeHeadSpec] = None  # set: a segmentation model over the encoder (a backbone of every stage)
+    detection: Optional[DetectionSpec] = None  # set: a detector over the encoder (a backbone of every stage) and neck
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -138,17 +181,23 @@ class ModelSpec:
 
     @property
     def features_only(self) -> bool:
-        """A backbone: forward returns the selected maps (a segmentation model's encoder is one too)."""
-        return self.out_indices is not None and self.decode_head is None
+        """A backbone: forward returns the selected maps (a segmentation model's or detector's encoder is one too)."""
+        return self.out_indices is not None and self.decode_head is None and self.detection is None
 
     @property
     def segmentation(self) -> bool:
         return self.decode_head is not None
 
     @property
+    def task(self) -> str:
+        """'classification' (a classifier or a backbone), 'segmentation' or 'detection'."""
+        return "detection" if self.detection is not None else "segmentation" if self.segmentation else "classification"
+
+    @property
     def encoder(self) -> "ModelSpec":
-        """The spec of the encoder alone: the model itself, or a segmentation model's backbone."""
-        return replace(self, neck=None, decode_head=None) if self.segmentation else self
+        """The spec of the encoder alone: the model itself, or a segmentation model's or detector's backbone."""
+        dense = self.segmentation or self.detection is not None
+        return replace(self, neck=None, decode_head=None, detection=None) if dense else self
 
     @property
     def num_features(self) -> int:
@@ -171,11 +220,16 @@ def is_segmentation(cfg: ModelConfig) -> bool:
     return cfg.decode_head.type != "none" and not cfg.features_only
 
 
+def is_detection(cfg: ModelConfig) -> bool:
+    """A detector over the encoder and its FPN (features_only builds the encoder alone)."""
+    return cfg.detector.type != "none" and not cfg.features_only
+
+
 def selected_stages(cfg: ModelConfig) -> Optional[tuple[int, ...]]:
     """The encoder maps a features_only config returns (or a segmentation model's neck reads),
     ascending, negative indices resolved; None for a classifier."""
     n = len(cfg.embed_dims)
-    if is_segmentation(cfg):
+    if is_segmentation(cfg) or is_detection(cfg):
         return tuple(range(n))
     if not cfg.features_only:
         return None
@@ -183,14 +237,42 @@ def selected_stages(cfg: ModelConfig) -> Optional[tuple[int, ...]]:
     return tuple(sorted({i % n for i in chosen}))
 
 
-def dense_specs(cfg: ModelConfig, stages: list[StageSpec], strides: list[int]) -> tuple[Optional[NeckSpec], Optional[DecodeHeadSpec]]:
-    """The neck and decode head of a segmentation config, sized from the encoder's stages."""
-    if not is_segmentation(cfg):
-        return None, None
+def neck_spec(cfg: ModelConfig, levels: tuple[Level, ...]) -> Optional[NeckSpec]:
+    """The neck over the encoder's maps (``levels``, one per stage), or None."""
+    if cfg.neck.type == "none":
+        return None
+    read = levels[cfg.neck.start_level:]
+    return NeckSpec(cfg.neck.type, read, cfg.neck.channels, cfg.neck.num_outs or len(read), cfg.neck.start_level,
+                    cfg.neck.extra_convs, cfg.neck.relu_before_extra_convs)
+
+
+def detection_spec(cfg: ModelConfig, neck: NeckSpec) -> DetectionSpec:
+    mask_rcnn = cfg.detector.type == "mask_rcnn"
+    return DetectionSpec(
+        kind=cfg.detector.type,
+        num_classes=cfg.num_classes,
+        levels=neck.outputs,
+        settings=cfg.detector,
+        anchors=cfg.anchors,
+        rpn=cfg.rpn if mask_rcnn else None,
+        roi=cfg.roi if mask_rcnn else None,
+        roi_levels=len(neck.inputs) if mask_rcnn else 0,
+    )
+
+
+def dense_specs(
+    cfg: ModelConfig, stages: list[StageSpec], strides: list[int]
+) -> tuple[Optional[NeckSpec], Optional[DecodeHeadSpec], Optional[DetectionSpec]]:
+    """The neck and decode head of a segmentation config, or the neck and detector of a detection config,
+    sized from the encoder's stages."""
+    if not (is_segmentation(cfg) or is_detection(cfg)):
+        return None, None, None
     levels = tuple(Level(s.dim, stride, s.grid) for s, stride in zip(stages, strides))
-    neck = None
-    if cfg.neck.type != "none":
-        neck = NeckSpec(cfg.neck.type, levels, cfg.neck.channels, cfg.neck.num_outs or len(levels))
+    neck = neck_spec(cfg, levels)
+    if is_detection(cfg):
+        assert neck is not None, "a validated detection config has a neck"
+        return neck, None, detection_spec(cfg, neck)
+    if neck is not None:
         levels = neck.outputs
     index = tuple(cfg.decode_head.in_index) if cfg.decode_head.in_index is not None else tuple(range(len(levels)))
     head = DecodeHeadSpec(
@@ -202,7 +284,7 @@ def dense_specs(cfg: ModelConfig, stages: list[StageSpec], strides: list[int]) -
         dropout=cfg.decode_head.dropout,
         align_corners=cfg.decode_head.align_corners,
     )
-    return neck, head
+    return neck, head, None
 
 
 def model_spec(cfg: ModelConfig) -> ModelSpec:
@@ -242,7 +324,7 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
             )
         )
         start += cfg.depths[i]
-    neck, decode_head = dense_specs(cfg, stages, strides)
+    neck, decode_head, detection = dense_specs(cfg, stages, strides)
     return ModelSpec(
         name=cfg.name,
         img_size=img_size,
@@ -264,4 +346,5 @@ def model_spec(cfg: ModelConfig) -> ModelSpec:
         stage_outputs=tuple(zip(cfg.embed_dims, strides)),
         neck=neck,
         decode_head=decode_head,
+        detection=detection,
     )

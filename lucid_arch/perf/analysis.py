@@ -15,6 +15,11 @@ summary's wait. Attention matmuls are included and also reported apart (``attent
 counted on real CPU tensors, flop_counter does not see the fused SDPA kernel, which is why
 figures published that way (1.06 G for pvt_v2_b0) are lower by exactly that share.
 
+A detector's neck and heads are counted the same way; its RoI heads run once per region, so
+their FLOPs are for the most regions inference keeps (``rpn.post_nms_top_n_test`` proposals for
+the box head, ``detector.detections_per_image`` detections for the mask head), and its parts
+report the anchors on each level at the analysed size.
+
 The command-line summary, the config-diff tool and the benchmarks all read this module.
 """
 
@@ -26,7 +31,7 @@ from typing import Any, Optional, Sequence, Union
 
 from ..modeling.builder import resolve_spec
 from ..config.checks import to_plain_dict
-from ..modeling.spec import DecodeHeadSpec, ModelSpec, NeckSpec, StageSpec
+from ..modeling.spec import DecodeHeadSpec, DetectionSpec, ModelSpec, NeckSpec, StageSpec
 
 
 @dataclass(frozen=True)
@@ -49,18 +54,21 @@ class StageReport:
 
 @dataclass(frozen=True)
 class PartReport:
-    """What comes after the stages: a classifier ``head``, or a ``neck`` and a ``decode_head``."""
+    """What comes after the stages: a classifier ``head``, a ``neck`` and a ``decode_head``, or a
+    detector's parts (``head``, or ``rpn``, ``box_head`` and ``mask_head``)."""
 
-    name: str  # "head", "neck" or "decode_head"
-    kind: str  # "linear" (a classifier), or the registry's name: "fpn", "all_mlp"
+    name: str  # "head", "neck", "decode_head", "rpn", "box_head" or "mask_head"
+    kind: str  # "linear" (a classifier), or the registry's name: "fpn", "all_mlp"; a detector's: "retinanet", "mask_rcnn"
     params: int
     flops: int
-    output_shapes: tuple[tuple[int, ...], ...]  # what it returns: the logits, or a neck's levels
+    output_shapes: tuple[tuple[int, ...], ...]  # what it returns: the logits, a neck's levels, a detector head's per level
+    anchors: tuple[int, ...] = ()  # a detector head's or RPN's anchors on each level at the analysed size
+    anchors_per_location: int = 0
 
     @property
     def label(self) -> str:
-        """'head' for a classifier; 'neck (fpn)', 'decode head (all_mlp)' after a segmentation encoder."""
-        return "head" if self.name == "head" else f"{self.name.replace('_', ' ')} ({self.kind})"
+        """'head' for a classifier; 'neck (fpn)', 'decode head (all_mlp)', 'rpn (mask_rcnn)' after an encoder."""
+        return "head" if self.kind == "linear" else f"{self.name.replace('_', ' ')} ({self.kind})"
 
 
 @dataclass(frozen=True)
@@ -75,10 +83,11 @@ class ModelReport:
     flops: int
     attention_flops: int
     feature_shapes: tuple[tuple[int, ...], ...]  # every built stage's map
-    logits_shape: Optional[tuple[int, ...]]  # None for a features_only backbone
+    logits_shape: Optional[tuple[int, ...]]  # None for a features_only backbone or a detector
     out_indices: Optional[tuple[int, ...]] = None  # the maps a features_only backbone returns
     input_size: tuple[int, int] = (0, 0)  # (height, width) analysed
     parts: tuple[PartReport, ...] = ()  # after the stages, in order; head_params/head_flops are their sums
+    task: str = "classification"  # or "segmentation", "detection" (ModelSpec.task)
 
     @property
     def gflops(self) -> float:
@@ -118,8 +127,75 @@ def patch_embed_flops(stage: StageSpec, batch_size: int = 1) -> int:
 
 
 def neck_flops(neck: NeckSpec, batch_size: int = 1) -> int:
-    """FPN: a 1x1 lateral and a 3x3 output convolution per input level (the top-down sums and pools are free)."""
-    return batch_size * sum(2 * lv.grid[0] * lv.grid[1] * neck.channels * (lv.channels + 9 * neck.channels) for lv in neck.inputs)
+    """FPN: a 1x1 lateral and a 3x3 output convolution per input level, and a 3x3 stride-2 convolution per
+    extra level it makes by convolution (the top-down sums, ReLUs and pools are free)."""
+    flops = sum(2 * lv.grid[0] * lv.grid[1] * neck.channels * (lv.channels + 9 * neck.channels) for lv in neck.inputs)
+    extras = neck.outputs[len(neck.inputs):]
+    flops += sum(2 * lv.grid[0] * lv.grid[1] * neck.channels * c_in * 9 for lv, c_in in zip(extras, neck.extra_in_channels))
+    return batch_size * flops
+
+
+def _conv_flops(grid: tuple[int, int], c_in: int, c_out: int, kernel: int) -> int:
+    return 2 * grid[0] * grid[1] * c_in * c_out * kernel * kernel
+
+
+def detection_head_flops(det: DetectionSpec, in_channels: int, batch_size: int = 1) -> int:
+    """RetinaNet's head on every level: two subnets of head_convs 3x3 convolutions, then the 3x3 class
+    and box outputs (A x K and A x 4 channels)."""
+    s, a = det.settings, det.anchors_per_location
+    width = s.head_channels if s.head_convs else in_channels
+    flops = 0
+    for lv in det.levels:
+        convs = sum(_conv_flops(lv.grid, in_channels if i == 0 else width, width, 3) for i in range(s.head_convs))
+        flops += 2 * convs + _conv_flops(lv.grid, width, a * (det.num_classes + 4), 3)
+    return batch_size * flops
+
+
+def rpn_flops(det: DetectionSpec, channels: int, batch_size: int = 1) -> int:
+    """The RPN on every level: its 3x3 convolutions, then 1x1 objectness (A) and box (4A) outputs."""
+    a = det.anchors_per_location
+    return batch_size * sum(det.rpn.convs * _conv_flops(lv.grid, channels, channels, 3) + _conv_flops(lv.grid, channels, 5 * a, 1)
+                            for lv in det.levels)
+
+
+def box_head_flops(det: DetectionSpec, channels: int, batch_size: int = 1) -> int:
+    """The two shared FCs and both predictors on every proposal kept at inference (rpn.post_nms_top_n_test:
+    an upper bound, the count mmdetection's runs reach on COCO images); RoIAlign is free."""
+    roi, k = det.roi, det.num_classes
+    fc, rois = roi.fc_channels, det.rpn.post_nms_top_n_test
+    per_roi = channels * roi.box_pool_size**2 * fc + fc * fc + fc * (k + 1) + fc * 4 * (k + int(roi.background_outputs))
+    return 2 * batch_size * rois * per_roi
+
+
+def mask_head_flops(det: DetectionSpec, channels: int, batch_size: int = 1) -> int:
+    """The mask head on every detection kept (detector.detections_per_image, an upper bound): its 3x3
+    convolutions, the 2x2 stride-2 deconvolution and the 1x1 logits at twice the pooled size."""
+    roi = det.roi
+    m, w = roi.mask_pool_size, roi.mask_channels
+    grid, big = (m, m), (2 * m, 2 * m)
+    flops = sum(_conv_flops(grid, channels if i == 0 else w, w, 3) for i in range(roi.mask_convs))
+    width = w if roi.mask_convs else channels
+    flops += _conv_flops(grid, width, w, 2) + _conv_flops(big, w, det.num_classes + int(roi.background_outputs), 1)
+    return batch_size * det.settings.detections_per_image * flops
+
+
+def _detection_parts(spec: ModelSpec, count: Any, batch_size: int) -> list[PartReport]:
+    det, channels = spec.detection, spec.neck.channels
+    a, k = det.anchors_per_location, det.num_classes
+    if det.kind == "retinanet":
+        shapes = tuple((batch_size, a * k, *lv.grid) for lv in det.levels)
+        return [PartReport("head", det.kind, count("head."), detection_head_flops(det, channels, batch_size), shapes,
+                           det.anchors_per_level, a)]
+    roi = det.roi
+    rois, kept = det.rpn.post_nms_top_n_test * batch_size, det.settings.detections_per_image * batch_size
+    m = 2 * roi.mask_pool_size
+    return [
+        PartReport("rpn", det.kind, count("rpn."), rpn_flops(det, channels, batch_size),
+                   tuple((batch_size, a, *lv.grid) for lv in det.levels), det.anchors_per_level, a),
+        PartReport("box_head", det.kind, count("roi_heads.box_"), box_head_flops(det, channels, batch_size), ((rois, k + 1),)),
+        PartReport("mask_head", det.kind, count("roi_heads.mask_"), mask_head_flops(det, channels, batch_size),
+                   ((kept, k + int(roi.background_outputs), m, m),)),
+    ]
 
 
 def decode_head_flops(head: DecodeHeadSpec, batch_size: int = 1) -> int:
@@ -144,6 +220,10 @@ def _parts(spec: ModelSpec, params: dict[str, int], batch_size: int) -> tuple[Pa
     def count(prefix: str) -> int:
         return sum(n for k, n in params.items() if k.startswith(prefix))
 
+    if spec.detection is not None:
+        levels = tuple((batch_size, lv.channels, *lv.grid) for lv in spec.neck.outputs)
+        neck = PartReport("neck", spec.neck.kind, count("neck."), neck_flops(spec.neck, batch_size), levels)
+        return (neck, *_detection_parts(spec, count, batch_size))
     if spec.decode_head is None:
         if spec.features_only:
             return ()
@@ -187,7 +267,8 @@ def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batc
     spec = resolve_spec(raw if img_size is None else {**raw, "img_size": list(img_size) if isinstance(img_size, (list, tuple)) else img_size})
     probe = probe_model(spec)
     params = {name: p.numel() for name, p in probe.named_parameters()}
-    encoder = {k.removeprefix("backbone."): n for k, n in params.items() if not spec.segmentation or k.startswith("backbone.")}
+    dense = spec.task != "classification"  # an encoder under backbone.
+    encoder = {k.removeprefix("backbone."): n for k, n in params.items() if not dense or k.startswith("backbone.")}
 
     def block_params(i: int) -> int:
         return sum(n for k, n in encoder.items() if k.startswith(f"stages.{i}.blocks.0."))
@@ -227,8 +308,9 @@ def analyze(cfg: Any, img_size: Optional[Union[int, Sequence[int]]] = None, batc
         flops=sum(st.flops for st in stages) + head_flops,
         attention_flops=sum(st.attention_flops for st in stages),
         feature_shapes=tuple((batch_size, s.dim, *s.grid) for s in spec.stages),
-        logits_shape=None if spec.features_only else parts[-1].output_shapes[-1],
+        logits_shape=None if spec.features_only or spec.detection is not None else parts[-1].output_shapes[-1],
         out_indices=spec.out_indices if spec.features_only else None,
         input_size=spec.input_size,
         parts=parts,
+        task=spec.task,
     )

@@ -30,7 +30,7 @@ LABEL_SIZE = 8
 LABEL_GID = "job-label"  # the gid of every job label, for tests to find them
 # A training sweep's score, the first of these every finished job has: (metric, axis label).
 SCORES = (("val_acc", "validation accuracy (%)"), ("val_miou", "validation mIoU (%)"), ("mIoU", "mIoU (%)"),
-          ("top1", "top-1 accuracy (%)"))
+          ("top1", "top-1 accuracy (%)"), ("val_box_ap", "validation box AP (%)"), ("box_AP", "box AP (%)"))
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Classifier: shorter side to size / 0.875, then a centre crop (lucid_arch/data/folder.py, the ImageNet
 # evaluation convention). Segmentation: the whole image, shorter side resized to the training size
-# (mmsegmentation's keep-ratio resize), so every pixel gets a label.
-RESIZE_POLICIES = ("center_crop", "keep_ratio")
+# (mmsegmentation's keep-ratio resize), so every pixel gets a label. Detection ("letterbox"): the whole
+# image resized keep-ratio to fit inside the training size, padded bottom and right with the mean colour
+# (mmdetection's keep-ratio resize and pad), boxes mapped back to the image's own pixels.
+RESIZE_POLICIES = ("center_crop", "keep_ratio", "letterbox")
 
 
 @dataclass(frozen=True)
@@ -58,4 +60,5 @@ class Preprocessing:
         size = model_cfg.img_size
         hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         segmentation = getattr(getattr(model_cfg, "decode_head", None), "type", "none") != "none"
-        return cls(image_size=hw, resize="keep_ratio" if segmentation else "center_crop")
+        detection = getattr(getattr(model_cfg, "detector", None), "type", "none") != "none"
+        return cls(image_size=hw, resize="letterbox" if detection else "keep_ratio" if segmentation else "center_crop")

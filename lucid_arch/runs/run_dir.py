@@ -35,7 +35,7 @@ CHECKPOINTS = "checkpoints"
 IGNORE_INDEX = 255
 STEP_DIR = re.compile(r"^step_(\d+)$")
 MAX_TEXT_BYTES = 16 << 20  # a run's config.yaml, inference.json or summary.json: kilobytes, or 100,000 class names
-KINDS = ("classification", "segmentation")
+KINDS = ("classification", "segmentation", "detection")
 
 
 class RunError(ValueError):
@@ -142,7 +142,7 @@ def read_run(path: Any) -> Run:
     root, step, file = _locate(p)
     model, task = _model_and_task(root, step)
     info = _read_json(root / INFERENCE) if (root / INFERENCE).is_file() else {}
-    kind = info.get("task") or ("segmentation" if (model.get("decode_head") or {}).get("type", "none") != "none" else "classification")
+    kind = info.get("task") or _kind_of(model)
     if kind not in KINDS:
         raise RunError(f"{root / INFERENCE}: task = {kind!r}; expected one of {', '.join(KINDS)}. The file is damaged: "
                        f"remove it, and the run is read from {CONFIG} instead.")
@@ -193,12 +193,19 @@ def _classes(root: Path, info: dict[str, Any], model: dict[str, Any]) -> tuple[s
     return tuple(names)
 
 
+def _kind_of(model: dict[str, Any]) -> str:
+    """A run without inference.json: its kind from the model config."""
+    if ((model.get("detector") or {}) if isinstance(model.get("detector"), dict) else {}).get("type", "none") not in (None, "none"):
+        return "detection"
+    return "segmentation" if (model.get("decode_head") or {}).get("type", "none") != "none" else "classification"
+
+
 def _preprocessing_from_task(task: dict[str, Any], model: dict[str, Any], kind: str) -> Preprocessing:
     data = task.get("data") if isinstance(task.get("data"), dict) else {}
     return Preprocessing.from_dict({
         "image_size": data.get("image_size", model.get("img_size", 224)),
         **{k: data[k] for k in ("mean", "std") if k in data},
-        "resize": "keep_ratio" if kind == "segmentation" else "center_crop",
+        "resize": {"segmentation": "keep_ratio", "detection": "letterbox"}.get(kind, "center_crop"),
     })
 
 

@@ -19,7 +19,7 @@ from .objectives import MAXIMIZE, Objectives
 from .pareto import dominates, front
 
 FRONT, DOMINATED = "front", "dominated"
-ACCURACIES = ("val_acc", "best_val_acc", "val_miou", "best_val_miou", "val_pixel_acc")  # compared in percentage points, not relative change
+ACCURACIES = ("val_acc", "best_val_acc", "val_miou", "best_val_miou", "val_pixel_acc", "val_box_ap", "best_val_box_ap")  # compared in percentage points, not relative change
 
 
 def objectives_of_ledger(search: dict[str, Any]) -> Objectives:

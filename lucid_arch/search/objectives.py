@@ -25,6 +25,9 @@ NATURAL = {
     "val_miou": MAXIMIZE,  # a segmentation model's
     "best_val_miou": MAXIMIZE,
     "val_pixel_acc": MAXIMIZE,
+    "val_box_ap": MAXIMIZE,  # a detector's
+    "best_val_box_ap": MAXIMIZE,
+    "val_mask_ap": MAXIMIZE,
     "gflops": MINIMIZE,
     "params": MINIMIZE,
     LATENCY: MINIMIZE,

@@ -47,7 +47,7 @@ def current() -> Optional[TrialLink]:
     return TrialLink(int(number), Path(where)) if at and number.isdigit() else None
 
 
-HEADLINES = ("val_acc", "val_miou")  # what a training reports each epoch: a classifier's, a segmentation model's
+HEADLINES = ("val_acc", "val_miou", "val_box_ap")  # what a training reports each epoch: a classifier's, a segmentation model's, a detector's
 
 class EpochReporter:
     """``fit``'s on_epoch_end in a pruned search: one curve in the pruning study per job."""

@@ -69,6 +69,10 @@ class TrainResult:
         return self.metric == "val_miou"
 
     @property
+    def detection(self) -> bool:
+        return self.metric == "val_box_ap"
+
+    @property
     def final(self) -> dict[str, Any]:
         return self.history[-1]
 
@@ -148,6 +152,8 @@ def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precisi
     """The validation metrics over the whole set, all ranks together: val_loss (no label smoothing)
     and val_acc, or for a segmentation objective val_pixel_acc, val_miou and per-class val_iou."""
     objective = objective or objective_for(False, 0, 0.0)
+    if hasattr(objective, "evaluate"):  # a detector: COCO's evaluation of the whole split (detection_objective.py)
+        return objective.evaluate(model, dataset, inputs, env, precision, batch, workers)
     order = list(range(env.rank, len(dataset), env.world_size))  # no padding: every image counted once
     counts = objective.eval_zero()
     model.eval()
@@ -261,12 +267,14 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     from ..modeling.builder import build_model
     from ..data import build_datasets, masks_mismatch
     from ..modeling.spec import is_segmentation
+    from .detection_objective import detection_kind
 
     if model_cfg.features_only:
         raise ConfigError([Problem("model.features_only", "model.features_only = true: task=train trains a classifier or a "
                                    "segmentation model, and a backbone alone has no head to train; set model.features_only=false "
                                    "(the MiT encoders set it), or train a whole architecture (e.g. model=segformer_b0).")], "task=train")
     segmentation = is_segmentation(model_cfg)
+    detection = detection_kind(model_cfg)  # None, or a detector: 'retinanet', 'mask_rcnn'
     mismatch = masks_mismatch(task.data, segmentation)
     if mismatch:
         raise ConfigError([Problem("task.data.masks", mismatch)], "task=train")
@@ -275,7 +283,8 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
         torch.set_num_threads(threads)
     env = setup(task.device)
     run_dir = Path(run_dir)
-    train_set, val_set, classes = build_datasets(task.data, segmentation)
+    train_set, val_set, classes = build_datasets(task.data, segmentation,
+                                                 detection and ("masks" if detection == "mask_rcnn" else "boxes"))
     model_cfg = dataclasses.replace(model_cfg, num_classes=len(classes), img_size=plain_image_size(task.data.image_size))
     if task.batch_size % env.world_size:
         raise ConfigError([Problem("task.batch_size", f"task.batch_size = {task.batch_size} does not split evenly over "
@@ -289,6 +298,10 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     total_steps = steps_per_epoch * task.epochs
     warmup_steps = round(task.schedule.warmup_epochs * steps_per_epoch)
     precision = resolve_precision(task.precision, env.device)
+    if detection and task.precision == "auto" and env.device.type == "cpu":
+        # CPU bf16 convolutions (oneDNN, torch 2.14) leave NaNs in the weight gradient of a 3x3 stride-2
+        # convolution over a 1x1 map -- a detector's P7 on small images -- so a detector's auto is fp32 there.
+        precision = "fp32"
 
     torch.manual_seed(task.seed)  # the initial weights
     # Training a head is what a fresh one is for: a checkpoint of another class count (ImageNet weights
@@ -300,16 +313,16 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
     config = {"model": dataclasses.asdict(model_cfg), "task": dataclasses.asdict(task)}
     config_yaml = yaml.safe_dump(config, sort_keys=False)
 
-    objective = objective_for(segmentation, len(classes), task.label_smoothing)
+    objective = objective_for(segmentation, len(classes), task.label_smoothing, detection, classes)
     state: dict[str, Any] = {"step": 0, "history": [], "sums": objective.zero_sums(torch.device("cpu")), "train_seconds": 0.0,
                              "epoch_seconds": 0.0}
     resumed_from = None
     checkpoint = _claim_run(task, run_dir, env, hold)
     if env.is_main:  # what using the model will need, there from the first checkpoint on
-        write_inference_info(run_dir, "segmentation" if segmentation else "classification", classes,
+        write_inference_info(run_dir, "detection" if detection else "segmentation" if segmentation else "classification", classes,
                              Preprocessing.from_dict({"image_size": list(image_hw(model_cfg.img_size)), "mean": list(task.data.mean),
                                                       "std": list(task.data.std),
-                                                      "resize": "keep_ratio" if segmentation else "center_crop"}))
+                                                      "resize": "letterbox" if detection else "keep_ratio" if segmentation else "center_crop"}))
     if checkpoint is not None:
         defaults = {"model": dataclasses.asdict(ModelConfig()), "task": dataclasses.asdict(TrainConfig())}
         ckpt.check_resumable(checkpoint, config, defaults)
@@ -352,11 +365,11 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
                         size = image_hw(model_cfg.img_size)
                         images, targets, weight = torch.zeros(1, 3, *size, dtype=torch.uint8), objective.blank_target(size), 0.0
                     torch.manual_seed(derive_seed("drop-path", task.seed, step, env.rank))  # and dropout, this step
-                    x, y = inputs.pair(images, targets, generator("augment", task.seed, step, env.rank))
+                    x, y = objective.prepare(inputs, images, targets, generator("augment", task.seed, step, env.rank))
                     lr = lr_at(step, total_steps, warmup_steps, task.optimizer.lr, task.schedule.warmup_lr, task.schedule.min_lr)
                     set_lr(optimizer, lr)
                     with _autocast(precision, env.device):
-                        logits = net(x)
+                        logits = objective.forward(net, x, y)  # a detector: its losses
                     loss, batch_sums = objective.train_step(logits, y, weight)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

@@ -1,4 +1,5 @@
-"""What the training loop does differently for a classifier and a segmentation model, and nothing else.
+"""What the training loop does differently for a classifier and a segmentation model, and nothing else
+(a detector's objective: detection_objective.py).
 
 The loop (loop.py) is one: data order, seeding, AdamW, schedule, clipping, bf16, DDP,
 checkpoints and resume are the same for both. An objective supplies the few pieces that
@@ -24,7 +25,19 @@ import torch.nn.functional as F
 from .seg_metrics import IGNORE, class_iou, confusion_matrix, mean_iou, pixel_accuracy
 
 
-class Classification:
+class _Logits:
+    """A model that maps a normalised batch to logits, scored by the objective (a detector scores itself)."""
+
+    def prepare(self, inputs: Any, images: torch.Tensor, targets: torch.Tensor, generator: Optional[torch.Generator] = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) on the device, augmented when a ``generator`` is given (loop._Inputs.pair)."""
+        return inputs.pair(images, targets, generator)
+
+    def forward(self, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return net(x)
+
+
+class Classification(_Logits):
     """One label per image: cross-entropy, top-1 accuracy."""
 
     metric = "val_acc"  # the headline: best epoch, sweep plot
@@ -76,7 +89,7 @@ class Classification:
         return {"val_loss": loss_sum / max(seen, 1), "val_acc": correct / max(seen, 1)}
 
 
-class Segmentation:
+class Segmentation(_Logits):
     """A label per pixel: per-pixel cross-entropy (see the module's docstring), pixel accuracy, mIoU."""
 
     metric = "val_miou"
@@ -142,7 +155,13 @@ class Segmentation:
                 "val_iou": class_iou(cm)}
 
 
-def objective_for(segmentation: bool, num_classes: int, label_smoothing: float) -> Classification | Segmentation:
+def objective_for(segmentation: bool, num_classes: int, label_smoothing: float, detection: Optional[str] = None,
+                  classes: Optional[list[str]] = None) -> Any:
+    """The objective of a classifier, a segmentation model or (``detection``: 'retinanet', 'mask_rcnn') a detector."""
+    if detection is not None:
+        from .detection_objective import Detection
+
+        return Detection(detection, list(classes) if classes is not None else [str(i) for i in range(num_classes)])
     return (Segmentation if segmentation else Classification)(num_classes, label_smoothing)
 
 

@@ -29,10 +29,12 @@ DENSE_PARTS = ("neck.", "decode_head.")  # a segmentation model's parts after th
 
 def make_optimizer(model: nn.Module, opt: Any) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`; a segmentation model's neck and decode head get their own
-    groups, whose ``lr_mult`` (``opt.decode_head_lr_mult``) :func:`set_lr` applies."""
+    groups, whose ``lr_mult`` (``opt.decode_head_lr_mult``) :func:`set_lr` applies (a detector's do not)."""
     groups = param_groups(model, opt.weight_decay)
     mult = float(getattr(opt, "decode_head_lr_mult", 1.0))
     dense = {id(p) for name, p in model.named_parameters() if name.startswith(DENSE_PARTS)}
+    if getattr(getattr(model, "spec", None), "detection", None) is not None:
+        dense = set()  # a detector learns at one rate throughout, as mmdetection's recipes (the PVT ones included) train it
     if dense and mult != 1.0:  # a classifier keeps its two groups
         groups = [{**g, "params": [p for p in g["params"] if (id(p) in dense) == is_dense], "lr_mult": mult if is_dense else 1.0}
                   for is_dense in (False, True) for g in groups]

@@ -60,8 +60,9 @@ class Progress:
         self._bar.start()
         self._task = self._bar.add_task("train", total=self.steps_per_epoch, completed=done_steps, stats="")
 
-    def step(self, epoch: int, step_in_epoch: int, loss: float, acc: float, lr: float, images_per_second: float) -> None:
-        stats = f"loss {loss:.4f}  {self.acc_label} {acc:6.2%}  lr {lr:.2e}  {images_per_second:,.0f} img/s"
+    def step(self, epoch: int, step_in_epoch: int, loss: float, acc: Optional[float], lr: float, images_per_second: float) -> None:
+        accuracy = "" if acc is None else f"  {self.acc_label} {acc:6.2%}"  # a detector has none
+        stats = f"loss {loss:.4f}{accuracy}  lr {lr:.2e}  {images_per_second:,.0f} img/s"
         if self.mode == "bar" and self._bar is not None:
             self._bar.update(self._task, completed=step_in_epoch, stats=stats)
         elif self.mode == "log" and self.due(step_in_epoch):
@@ -74,11 +75,16 @@ class Progress:
             self._bar = None
         if self.mode == "none":
             return
-        train_acc = record["train_acc"] if "train_acc" in record else record["train_pixel_acc"]
-        line = (f"epoch {record['epoch']}/{self.epochs}: train loss {record['train_loss']:.4f} {self.acc_label} {train_acc:.2%}"
+        train_acc = record.get("train_acc", record.get("train_pixel_acc"))
+        accuracy = "" if train_acc is None else f" {self.acc_label} {train_acc:.2%}"
+        line = (f"epoch {record['epoch']}/{self.epochs}: train loss {record['train_loss']:.4f}{accuracy}"
                 f"  {record['images_per_second']:,.0f} img/s  {record['epoch_seconds']:.1f} s")
         if record.get("val_acc") is not None:
             line += f"  | val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}"
+        if record.get("val_box_ap") is not None:
+            line += f"  | val box AP {record['val_box_ap']:.1%} AP50 {record['val_box_ap50']:.1%}"
+            if record.get("val_mask_ap") is not None:
+                line += f" mask AP {record['val_mask_ap']:.1%}"
         if record.get("val_miou") is not None:
             line += f"  | val loss {record['val_loss']:.4f} mIoU {record['val_miou']:.2%} pixel acc {record['val_pixel_acc']:.2%}"
         self._last_line = self._clock()

@@ -153,8 +153,16 @@ def random_head_error(file: Any, model: Any, encoder_sd: Mapping[str, torch.Tens
     from ..runs import find_run
     from .files import CheckpointError
 
-    mine = model.spec.decode_head.num_classes if segmentation else model.spec.num_classes
-    if segmentation:
+    detection = getattr(model.spec, "detection", None)
+    mine = model.spec.decode_head.num_classes if segmentation else detection.num_classes if detection else model.spec.num_classes
+    if detection is not None:
+        from .convert_detection import checkpoint_classes
+
+        count = checkpoint_classes(head)
+        part = "detector heads" if count is None else "class outputs"
+        theirs = (f"detects {count} classes" if count is not None
+                  else "holds no detector heads (an encoder's)" if not head else "holds an encoder and FPN only")
+    elif segmentation:
         theirs_w = head.get(CONV_SEG + "weight")
         part = "decode head" if theirs_w is not None else "neck and decode head" if model.neck is not None else "decode head"
         theirs = ("holds an encoder only (no decode head)" if theirs_w is None and not head

@@ -53,13 +53,18 @@ def mismatch_error(
             "it is a backbone checkpoint (no class token, final norm or head): build the model as one, "
             "model.features_only=true"
         )
+    elif (kind := getattr(head_layout, "detector", None)) and spec.detection is not None and kind != spec.detection.kind:
+        base = spec.name.removeprefix(f"{spec.detection.kind}_")
+        fix = (f"its detector is {kind} ({head_layout.name} layout), the model's {spec.detection.kind}: build that, "
+               f"e.g. model={kind}_{base}" if base != spec.name else f"its detector is {kind} ({head_layout.name} "
+               f"layout), the model's {spec.detection.kind}: build that, model.detector.type={kind} with its settings")
     elif head_layout is not None and spec.segmentation and _kinds(head_layout) != _model_kinds(spec):
         neck, head = _kinds(head_layout)
         fix = (
             f"its neck and decode head are {neck} and {head} ({head_layout.name} layout), the model's "
             f"{' and '.join(_model_kinds(spec))}: build those, model.neck.type={neck} model.decode_head.type={head}"
         )
-    elif matches := _matching_variants(sd, encoder, spec.segmentation):
+    elif matches := _matching_variants(sd, encoder, spec.task):
         fix = (
             f"it matches {' and '.join(matches)}: build that, e.g. model={matches[0]} (img_size may differ: position "
             "embeddings are resized; another num_classes needs model.new_head=true)"
@@ -114,24 +119,32 @@ def _signature(sd: Mapping[str, Any]) -> dict[str, tuple]:
     }
 
 
-def _matching_variants(sd: Mapping[str, torch.Tensor], encoder: Mapping[str, torch.Tensor], segmentation: bool) -> list[str]:
+def _matching_variants(sd: Mapping[str, torch.Tensor], encoder: Mapping[str, torch.Tensor], task: str) -> list[str]:
     """Shipped variants whose state dict the checkpoint fits (built on the meta device; error path only).
 
-    An encoder checkpoint for a segmentation model is compared with the segmentation variants'
-    encoders. Variants whose widths and depths already differ are not built.
+    An encoder checkpoint for a segmentation model or detector (``task``: the model's) is compared
+    with the encoders of the variants of that task. Variants whose widths and depths already differ
+    are not built, nor detectors unless the checkpoint or the model is one (and torchvision loads).
     """
+    import importlib.util
+
     from ..config.checks import validate_model
     from ..config.compose import list_models, load_config
     from ..modeling.assemble import model_from_spec
     from ..modeling.spec import model_spec
 
     want = _signature(sd)
-    encoder_only = segmentation and not any(k.startswith(("neck.", "decode_head.")) for k in want)
+    heads = ("neck.", "decode_head.", "head.", "rpn.", "roi_heads.")
+    encoder_only = task != "classification" and not any(k.startswith(heads) for k in want)
+    detector = any(k.startswith(("rpn.", "roi_heads.", "head.classification_head.")) for k in want)
+    detectors = (detector or (encoder_only and task == "detection")) and importlib.util.find_spec("torchvision") is not None
     stages = _stages(encoder)
     found = []
     for name in list_models():
         cfg = validate_model(load_config(name))
         if stages and (list(cfg.embed_dims[: len(stages[0])]), list(cfg.depths[: len(stages[1])])) != stages:
+            continue
+        if (cfg.detector.type != "none") != detectors:  # detectors only for a detector's checkpoint or model
             continue
         with torch.device("meta"):
             shapes = _signature(model_from_spec(model_spec(cfg)).state_dict())

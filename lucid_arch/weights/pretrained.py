@@ -7,7 +7,9 @@ decode head by :mod:`lucid_arch.weights.convert_segmentation`), a Hugging Face d
 differences fine-tuning and dense prediction always meet are adapted
 (:mod:`lucid_arch.weights.adapt`): the head, a backbone's missing classifier parts, v1
 position tables of another grid, a decode head of another class count, an encoder-only
-checkpoint for a segmentation model. Anything else that does not fit means another
+checkpoint for a segmentation model. A detector's FPN and heads are converted by
+:mod:`lucid_arch.weights.convert_detection` (the official PVT detection repository's
+mmdetection 2.x checkpoints, or ours). Anything else that does not fit means another
 architecture: an error naming the offending keys with both shapes, and the shipped variant
 the checkpoint matches, if any (:mod:`lucid_arch.weights.mismatch`).
 """
@@ -22,7 +24,9 @@ from ..modeling.model import PyramidVisionTransformer
 from ..modeling.segmentation import SegmentationModel
 from .adapt import backbone_drops, decode_head_reason, fit_position_tables, head_reason, random_head_error
 from .convert import ENCODER_PREFIX, Conversion, convert, detect_layout
+from .convert_detection import DetectorLayoutError, convert_detection, fit_detector_head
 from .convert_segmentation import HEAD_PREFIXES, HeadLayoutError, convert_segmentation
+from .detection_layouts import DETECTOR_PREFIXES, DetectorLayout
 from .declared_size import model_budget
 from .files import CheckpointError, hf_config_path, read_checkpoint, resolve_checkpoint
 from .head_layouts import HeadLayout
@@ -47,7 +51,7 @@ class LoadReport:
     ignored: tuple[str, ...] = ()  # checkpoint keys no part of the model reads (a decode head, a neck, an auxiliary head)
     skipped: tuple[str, ...] = ()  # strict=False: keys that did not fit (model tensors keep their init)
     notes: tuple[str, ...] = ()  # what the layout's own code does differently (LayerNorm eps)
-    head_layout: str = ""  # the neck and decode head's (lucid_arch.weights.head_layouts); "" when none was loaded
+    head_layout: str = ""  # the neck and decode head's (head_layouts) or detector's (detection_layouts); "" when none was loaded
 
     def __str__(self) -> str:
         where = f"{self.layout} layout" + (f"; decode head {self.head_layout}" if self.head_layout else "")
@@ -67,12 +71,12 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: Any, strict: bool = True,
+def load_pretrained(model: Any, path: Any, strict: bool = True,
                     new_head: bool = False, checkpoint: str = "last") -> LoadReport:
     """Load a checkpoint of any supported layout into ``model`` (see the module docstring).
 
-    A segmentation model takes a whole segmentation checkpoint or an encoder's; a classifier or
-    backbone takes the encoder of either. A classifier or decode head the checkpoint cannot fill
+    A segmentation model takes a whole segmentation checkpoint or an encoder's, a detector a whole
+    detection checkpoint or an encoder's; a classifier or backbone takes the encoder of any. A classifier or decode head the checkpoint cannot fill
     (another class count, or none in the file) would predict at random: that is a
     :class:`CheckpointError` naming both class counts, unless ``new_head`` asks for a fresh head
     (to train it). ``strict=False`` loads what fits and leaves the rest as initialised (listed in
@@ -101,11 +105,13 @@ def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: A
             f"none of the layouts read here ({', '.join(LAYOUTS)}; see lucid_arch/weights/layouts.py)."
         ) from None
     segmentation = isinstance(model, SegmentationModel)
-    encoder, head, head_layout, ignored, unread = _convert(file, raw, layout, segmentation, strict)
+    detection = getattr(model.spec, "detection", None) is not None
+    encoder, head, head_layout, ignored, unread = _convert(file, raw, layout, segmentation, detection, strict)
 
-    # The encoder: a classifier or backbone itself, or a segmentation model's backbone (a backbone of every stage).
-    target = model.backbone if segmentation else model
-    prefix = ENCODER_PREFIX if segmentation else ""
+    # The encoder: a classifier or backbone itself, or a segmentation model's or detector's backbone (every stage).
+    dense = segmentation or detection
+    target = model.backbone if dense else model
+    prefix = ENCODER_PREFIX if dense else ""
     own_encoder = {k[len(prefix):]: v for k, v in own.items() if k.startswith(prefix)}
     sd = dict(encoder.state_dict)
     class_token = "cls_token" in sd or encoder.layout.class_token_row
@@ -117,15 +123,21 @@ def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: A
     dropped += rows_dropped
     fresh: tuple[str, ...] = ("head.",) if reason else ()
     checkpoint_head: dict = {}  # model keys that keep their initialisation, by design
-    if segmentation:
-        if reason:  # an ImageNet classifier's head: nothing in a segmentation model reads it
+    notes: tuple[str, ...] = ()
+    if dense:
+        if reason:  # an ImageNet classifier's head: nothing in a segmentation model or detector reads it
             dropped.insert(0, f"head dropped (the checkpoint's {encoder.state_dict['head.weight'].shape[0]}-class "
-                              "classifier; a segmentation model's encoder has none)")
-        checkpoint_head = head
-        reason, fresh = decode_head_reason(head, own, model.neck is not None)
+                              f"classifier; a {model.spec.task} model's encoder has none)")
+        checkpoint_head = dict(head)
+        if detection:
+            spec = model.spec.detection
+            reason, fresh, fitted = fit_detector_head(head, own, spec.kind, spec.num_classes)
+            notes = tuple(fitted)
+        else:
+            reason, fresh = decode_head_reason(head, own, model.neck is not None)
         if unread:
-            reason = ("its neck and decode head are not a layout read here (strict=False): the model's keep "
-                      "their initialisation")
+            reason = (f"its neck and {'detector heads' if detection else 'decode head'} are not a layout read here "
+                      "(strict=False): the model's keep their initialisation")
         head = {k: v for k, v in head.items() if not k.startswith(fresh)}
     full = {**{prefix + k: v for k, v in sd.items()}, **head}
 
@@ -134,7 +146,7 @@ def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: A
     reshaped = [k for k in full if k in own and full[k].shape != own[k].shape]
     if strict and (missing or unexpected or reshaped):
         raise mismatch_error(file, layout, model, full, own, missing, unexpected, reshaped, sd, head_layout)
-    random_head = bool(reason) and (segmentation or "head.weight" in own_encoder)  # a head of the model's keeps its init
+    random_head = bool(reason) and (dense or "head.weight" in own_encoder)  # a head of the model's keeps its init
     if random_head and not new_head and strict:
         raise random_head_error(file, model, encoder.state_dict, checkpoint_head, segmentation)
     fits = {k: v for k, v in full.items() if k in own and v.shape == own[k].shape}
@@ -150,16 +162,27 @@ def load_pretrained(model: PyramidVisionTransformer | SegmentationModel, path: A
         dropped=tuple(dropped),
         ignored=ignored,
         skipped=tuple(missing + unexpected + reshaped + unread),
-        notes=LAYOUTS[layout].notes + (head_layout.notes if head_layout else ()),
+        notes=LAYOUTS[layout].notes + (head_layout.notes if head_layout else ()) + notes,
         head_layout=head_layout.name if head_layout else "",
     )
 
 
 def _convert(
-    file: Any, raw: dict, layout: str, segmentation: bool, strict: bool
-) -> tuple[Conversion, dict, Optional[HeadLayout], tuple[str, ...], list[str]]:
-    """(encoder, neck + decode head in our names, their layout, ignored keys, head keys not read (strict=False))."""
+    file: Any, raw: dict, layout: str, segmentation: bool, detection: bool, strict: bool
+) -> tuple[Conversion, dict, Optional[HeadLayout | DetectorLayout], tuple[str, ...], list[str]]:
+    """(encoder, neck + decode head or detector heads in our names, their layout, ignored keys, head keys
+    not read (strict=False))."""
     try:
+        if detection:
+            try:
+                whole = convert_detection(raw, layout)
+                return whole.encoder, whole.head, whole.head_layout, whole.ignored, []
+            except DetectorLayoutError:
+                if strict:
+                    raise
+                encoder = convert(raw, layout)
+                unread = [k for k in encoder.ignored if k.startswith(DETECTOR_PREFIXES)]
+                return encoder, {}, None, tuple(k for k in encoder.ignored if k not in unread), unread
         if not segmentation:
             encoder = convert(raw, layout)
             return encoder, {}, None, encoder.ignored, []

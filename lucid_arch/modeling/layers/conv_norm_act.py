@@ -12,9 +12,9 @@ from torch import nn
 
 
 class ConvNormAct(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int, kernel: int, norm: bool = True, act: bool = True):
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, norm: bool = True, act: bool = True, stride: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(in_dim, out_dim, kernel, padding=kernel // 2, bias=not norm)
+        self.conv = nn.Conv2d(in_dim, out_dim, kernel, stride=stride, padding=kernel // 2, bias=not norm)
         self.bn = nn.BatchNorm2d(out_dim) if norm else None
         self.activate = nn.ReLU(inplace=True) if act else None
 
