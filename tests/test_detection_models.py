@@ -11,6 +11,8 @@ and heads renamed by the inverse of lucid_arch/weights/detection_layouts.py's ta
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import subprocess
 import sys
@@ -57,17 +59,24 @@ TINY = {
 }
 
 
-def tiny_config(kind: str, family: str = "v2", **overrides) -> dict:
-    """A RetinaNet or Mask R-CNN on the mini fixtures' encoder: 64 px, 3 classes, FPN of 32 channels."""
-    from lucid_arch.modeling.builder import resolve_config
+@functools.lru_cache(maxsize=None)
+def _variant(name: str) -> dict:
+    """A variant's composed config as a plain dict (composing costs half a second; tests build dozens)."""
+    from lucid_arch.config.checks import to_plain_dict
 
-    encoder = "pvt_v2_b0" if family == "v2" else "pvt_tiny"
-    kw = {**MINI, "img_size": 64, "num_classes": 3, "neck": TINY_NECK, **TINY[kind]}
-    if family == "v1":
-        kw["pretrain_img_size"] = 64
-    for key, value in overrides.items():
-        kw[key] = {**kw.get(key, {}), **value} if isinstance(value, dict) else value
-    return resolve_config(f"{kind}_{encoder}", kw)
+    return to_plain_dict(lucid_arch.load_config(name))
+
+
+def tiny_config(kind: str, family: str = "v2", **overrides) -> dict:
+    """A RetinaNet or Mask R-CNN on the mini fixtures' encoder: 64 px, 3 classes, FPN of 32 channels;
+    a section given as a dict changes only the fields it names."""
+    cfg = copy.deepcopy(_variant(f"{kind}_{'pvt_v2_b0' if family == 'v2' else 'pvt_tiny'}"))
+    changes = {**MINI, "img_size": 64, "num_classes": 3, "neck": TINY_NECK, **TINY[kind], **({"pretrain_img_size": 64}
+                                                                                            if family == "v1" else {})}
+    for changed in (changes, overrides):
+        for key, value in changed.items():
+            cfg[key] = {**cfg[key], **value} if isinstance(value, dict) else value
+    return cfg
 
 
 def tiny(kind: str, family: str = "v2", **overrides):
@@ -119,6 +128,13 @@ def test_detector_counts_mmdetections_neck_and_heads_and_the_papers_total(name):
         assert PAPER_ROUNDS_UP.get(name, total) == total
         assert round(total / 1e6, 1) == PAPER[name] or name in PAPER_ROUNDS_UP
     assert analyze(lucid_arch.load_config(name)).params == total  # the analysis counts what the builder builds
+
+
+def test_detector_vocabulary_is_the_schemas():
+    from lucid_arch.config.schema import DETECTOR_CHOICES
+    from lucid_arch.modeling.detection import KINDS
+
+    assert set(KINDS) == set(DETECTOR_CHOICES) - {"none"}
 
 
 def test_parts_are_torchvisions():

@@ -27,37 +27,45 @@ from test_training import _in_tmp  # noqa: F401 -- each test in its own tmp dir,
 SECONDS = 10  # an alarm for anything that could block: far above what each case takes
 TINY_SEG = ["model=segformer_b0", "model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]",
             "model.mlp_ratios=[2,2,2,2]", "model.sr_ratios=[4,2,1,1]", "model.decode_head.channels=32"]
-SEG_TRAIN = ["task=train", *TINY_SEG, "task.data.image_size=32", "task.batch_size=4", "task.epochs=1", "task.progress=none",
+SEG_TRAIN = ["task=train", *TINY_SEG, "task.data.image_size=32", "task.batch_size=2", "task.epochs=1", "task.progress=none",
              "task.precision=fp32", "task.threads=1", "task.data.num_workers=0"]
+
+
+UNBLOCK = """
+import os, sys, time
+wait, marker, *fifos = sys.argv[1:]
+time.sleep(float(wait))
+while True:
+    for fifo in fifos:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # succeeds only while a reader waits on it
+        except OSError:
+            continue
+        open(marker, "w").close()
+        os.close(fd)
+    time.sleep(0.2)
+"""
 
 
 @contextlib.contextmanager
 def deadline(seconds: int = SECONDS, fifos: tuple[Path, ...] = ()):
     """Fail, never hang, when the body blocks.
 
-    SIGALRM ends a Python loop (or a blocking open in Python's own code). A C library that
-    retries its open() on EINTR (SQLite does) would still wait on a FIFO for ever, so a watchdog
-    thread also plays the missing writer: past the deadline it opens each of ``fifos`` for
-    writing, which lets the reader's open() return (and read an empty pipe), and the test fails.
+    SIGALRM ends a Python loop. A reader blocked in C or Rust on a FIFO holds the GIL, or
+    retries its open() on EINTR (SQLite does), so no signal handler or thread of this process
+    would ever run: a helper *process* plays the missing writer instead. Past the deadline it
+    opens each of ``fifos`` for writing, which lets the reader's open() return (and read an
+    empty pipe), and the test fails.
     """
-    import threading
-
-    blocked, done = threading.Event(), threading.Event()
+    import subprocess
+    import sys
+    import tempfile
 
     def expired(*_):
-        raise TimeoutError(f"blocked for {seconds} s (a FIFO or device was opened and waited on)")
+        raise TimeoutError(f"blocked for {seconds} s")
 
-    def unblock():
-        if done.wait(seconds):
-            return
-        blocked.set()
-        while not done.wait(0.2):
-            for fifo in fifos:
-                with contextlib.suppress(OSError):  # ENXIO: nobody is waiting on it right now
-                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-
-    watchdog = threading.Thread(target=unblock, daemon=True)
-    watchdog.start()
+    marker = Path(tempfile.mkdtemp()) / "unblocked"
+    helper = subprocess.Popen([sys.executable, "-c", UNBLOCK, str(seconds), str(marker), *map(str, fifos)]) if fifos else None
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(seconds + 1)
     try:
@@ -65,9 +73,10 @@ def deadline(seconds: int = SECONDS, fifos: tuple[Path, ...] = ()):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-        done.set()
-        watchdog.join()
-    assert not blocked.is_set(), f"blocked for {seconds} s on a FIFO: it was opened and waited on"
+        if helper is not None:
+            helper.kill()
+            helper.wait()
+    assert not marker.exists(), f"blocked for {seconds} s on a FIFO: it was opened and waited on"
 
 
 def one_paragraph(text: str) -> str:
@@ -234,11 +243,11 @@ def test_a_segmentation_image_or_mask_that_is_a_fifo(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("mode", "said", "not_said"), [
-    ("1", "1 bit per pixel: PIL reads its pixels as 0 and 255, and 255 is ignore", "colour"),
-    ("I;16", "16- or 32-bit values", "colour"),
-    ("F", "floating-point values", "colour"),
-    ("LA", "with an alpha channel", "colour"),
-    ("RGB", "colour-coded", "bit per pixel"),
+    ("1", "1 bit per pixel, which PIL reads as 0 and 255, and 255 is ignore", "colour"),
+    ("I;16", "It holds 16- or 32-bit values", "colour"),
+    ("F", "It holds floating-point values", "colour"),
+    ("LA", "ids with an alpha channel", "colour"),
+    ("RGB", "It is colour-coded", "bit per pixel"),
 ])
 def test_a_mask_of_another_mode_is_told_the_conversion_for_that_mode(tmp_path, mode, said, not_said):
     from lucid_arch.data import MaskError

@@ -128,7 +128,7 @@ def test_a_sections_fields_are_traced_one_by_one():
     assert sources["decode_head.dropout"] == "override model.decode_head.dropout=0.2"
     assert sources["decode_head.in_index"] == SCHEMA_SOURCE
     prov = provenance("segformer_b0")
-    assert prov.where("model.decode_head.channels") == "lucid_arch:model/segformer_b0.yaml, line 4"
+    assert prov.where("model.decode_head.channels") == "lucid_arch:model/segformer_b0.yaml, line 5"  # the field's own line
     whole = value_sources("pvt_v2_b0", ["model.decode_head={type:all_mlp}", "model.num_classes=3"])
     assert whole["decode_head.channels"] == whole["decode_head.type"] == "override model.decode_head={type:all_mlp}"
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..training import launch_env
 from ..config import ConfigError, Problem, config_dir, register_configs
 from ..config.guard import model_files_checked
-from . import completion, jobs, sweep_report
+from . import completion, jobs, stopping, sweep_report
 from .job_names import job_dir_name
 from . import sweep_ledger
 from .sweep_ledger import claim_new_dir
@@ -198,16 +198,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         # log records on stderr: stdout holds only the report (conf/hydra/job_logging)
         argv.insert(_after_last_override(argv), "hydra/job_logging=stderr")
     sweep_report.reset()
+    stopping.reset()
     jobs.SHOW_TRACEBACK = os.environ.get("HYDRA_FULL_ERROR") == "1"
     saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *argv]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; we explain below
     try:
         _check_config_dirs(argv)
         _check_globs(argv)
-        with model_files_checked(), completion.public_options():
+        with model_files_checked(), completion.public_options(), stopping.sigterm_raises():
             _app()
     except jobs.JobFailed as failed:  # a single run's job, already explained
         _fail(failed.message, int(failed.code))
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM in a single run (a sweep finishes its own stop: below)
+        if jobs.SHOW_TRACEBACK:
+            raise
+        signum, line = stopping.stopped() or (stopping.signal_of(stop), "")  # a second Ctrl-C during a sweep's own stop
+        _fail(line or f"stopped by {stopping.name_of(signum)}; {jobs.interrupted_note()}", stopping.exit_status(signum))
     except BrokenPipeError:  # `lucid-arch --info | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_FAILED)
@@ -228,6 +234,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             shutil.rmtree(scratch, ignore_errors=True)
         if not jobs.SHOW_TRACEBACK:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+    if stopping.stopped():  # a sweep or search stopped by a signal: its jobs marked, its report written
+        signum, line = stopping.stopped()
+        _fail(line, stopping.exit_status(signum))
     if sweep_report.failed_jobs():
         _fail(f"{sweep_report.failed_jobs()} job(s) of the sweep failed or never ran; see the status column of sweep.md.", EXIT_FAILED)
 

@@ -32,6 +32,7 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
     import torch
 
     from ..export import ExportSettingError, VerificationError, export_model
+    from ..export.detection import DetectorExportRefused
     from ..export.api import settings_from_task
     from ..export.metadata import origin_of
     from ..modeling.builder import build_model
@@ -51,6 +52,8 @@ def run(cfg: DictConfig, model_cfg: ModelConfig, job: Job) -> dict[str, Any]:
         result = export_model(model, job.output_dir, progress=progress, origin=origin_of(model_cfg), **settings_from_task(task))
     except ExportSettingError as error:
         raise ConfigError([Problem(f"task.{error.key}", f"task.{error.key}: {error}")], model_cfg.name) from error
+    except DetectorExportRefused as error:  # a Mask R-CNN: why its post-processing cannot be exported
+        raise ConfigError([Problem(error.key, str(error))], model_cfg.name) from error
     except VerificationError as error:
         error.record = _record(error.result, cost)  # summary.json names the files and the checks that failed
         raise

@@ -31,6 +31,7 @@ from ..safe_io import read_bounded, write_text_atomic
 from ..search import trial as search_trial
 from .from_run import announce, model_from_run, run_record
 from . import tracking_hooks
+from .stopping import name_of, signal_of
 
 TASKS = {"summary": "lucid_arch.cli.summary", "benchmark": "lucid_arch.cli.benchmark", "train": "lucid_arch.cli.train",
          "export": "lucid_arch.cli.export", "predict": "lucid_arch.cli.predict", "eval": "lucid_arch.cli.eval"}
@@ -132,6 +133,8 @@ def job_error(error: BaseException) -> str:
 
 
 def run_job(cfg: DictConfig) -> None:
+    global _interrupted
+    _interrupted = None
     job = current_job(cfg)
     record: dict[str, Any] = {
         "job": job.num,
@@ -158,6 +161,10 @@ def run_job(cfg: DictConfig) -> None:
         result = importlib.import_module(TASKS[task]).run(cfg, model_cfg, job)
         result = search_trial.with_measured_metrics(cfg, model_cfg, result)  # latency_ms, when a search asks for it
         record.update(result, status=result.get("status", "ok"))  # a task may say "pruned" (a search stopped it)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (lucid_arch/cli/stopping.py): the app ends, saying so in one line
+        record.update(status="interrupted", error=f"stopped by {name_of(signal_of(stop))} before the job finished")
+        _interrupted = job.output_dir
+        raise
     except Exception as error:
         message, status = explain(error)
         # What the task did before failing (files written, checks run), if it says: a failed export still names its files.
@@ -174,6 +181,16 @@ def run_job(cfg: DictConfig) -> None:
     finally:
         write_json(job.output_dir / SUMMARY_FILE, record)
         tracking_hooks.job_ended(job, record)  # its final metrics, status and files (summary.json among them)
+
+
+_interrupted: Path | None = None  # the directory of the last job a signal stopped in this process
+
+
+def interrupted_note() -> str:
+    """What a stopped single run left: its job's record, or that nothing had started."""
+    if _interrupted is None:
+        return "no job had started."
+    return f"the job's record says so: {_interrupted / SUMMARY_FILE} (status interrupted)."
 
 
 def write_json(path: Path, data: Any) -> None:

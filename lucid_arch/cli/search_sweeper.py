@@ -33,13 +33,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, Problem
 from ..safe_io import atomic_write
+from ..search import storage as study_storage
 from ..search import study as studies
 from ..search.candidate import OVER_BUDGET, Verdict, judge
 from ..search.objectives import Objectives, objectives_of
 from ..search.settings import settings_of
 from ..search.space import SearchSpace, contains, key_of, parse_space
 from ..search.trial import ENV, env_value
-from . import sweep_ledger
+from . import stopping, sweep_ledger
 from .jobs import EXIT_USAGE, SUMMARY_FILE, JobFailed
 
 MISSING_EXTRA = "hydra/sweeper=optuna needs Optuna, which is not installed: pip install 'lucid-arch[search]'."
@@ -100,7 +101,8 @@ class OptunaSweeper(Sweeper):
         space = parse_space(self.params, arguments, parser, options=self._group_options)
         settings = settings_of(self.config)
         objectives = objectives_of(settings.objectives, self.direction)
-        storage_url = self.storage or f"sqlite:///{(self.sweep_dir / 'study.db').absolute()}"
+        storage_url = study_storage.resolve(self.storage, self.sweep_dir)  # sqlite (default), journal or a database URL
+        self._check_same_storage(storage_url)
         identity = {"space": space.describe(), "fixed": list(space.fixed), "objectives": list(objectives.names),
                     "directions": list(objectives.directions)}
         pruner = _plain(self.pruner)
@@ -120,8 +122,14 @@ class OptunaSweeper(Sweeper):
                                         sampler=sampler, load_if_exists=True)
         if [d.name.lower() for d in study.directions] != list(objectives.directions):
             raise ConfigError([Problem("hydra.sweeper.study_name", (
-                f"the study {self.study_name!r} in {storage_url} optimises {len(study.directions)} objective(s) in other "
-                f"directions than {objectives.describe()}; give another hydra.sweeper.study_name or hydra.sweeper.storage."))])
+                f"the study {self.study_name!r} in {study_storage.shown(storage_url)} optimises {len(study.directions)} objective(s) "
+                f"in other directions than {objectives.describe()}; give another hydra.sweeper.study_name or hydra.sweeper.storage."))])
+        if study.metric_names != list(objectives.names):  # Optuna's CLI and dashboard then name each objective
+            import warnings
+
+            with studies.study_errors(storage_url), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
+                study.set_metric_names(list(objectives.names))
         if pruner:
             optuna.create_study(storage=storage, study_name=self.study_name + studies.CURVES, direction="maximize",
                                 load_if_exists=True)
@@ -130,10 +138,23 @@ class OptunaSweeper(Sweeper):
             self._enqueue_baseline(study, space, parser)
 
         _say(f"search: {objectives.describe()} over {', '.join(space.describe())}; "
-             f"{studies.counted(study.trials)} of {self.n_trials} trials already ran; study {self.study_name!r} in {storage_url}")
+             f"{studies.counted(study.trials)} of {self.n_trials} trials already ran; study {self.study_name!r} in "
+             f"{study_storage.shown(storage_url)}")
         seen = {tuple(t.user_attrs[studies.OVERRIDES]): t for t in study.trials
                 if studies.OVERRIDES in t.user_attrs and t.state.is_finished() and studies.outcome(t) not in ("interrupted", "repeat")}
-        returns, idle, explore = [], 0, False
+        returns: list[Any] = []
+        try:
+            self._search(study, space, settings, objectives, seen, returns)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the study and the ledger settled, the report still written
+            self._stop(study, objectives, stop)
+        self._record_study(study)
+        return returns
+
+    def _search(self, study: Any, space: SearchSpace, settings: Any, objectives: Objectives, seen: dict[Any, Any],
+                returns: list[Any]) -> None:
+        """Batches of candidates until n_trials ran, or max_rejected proposals in a row could not run."""
+        loader = self.hydra_context.config_loader
+        idle, explore = 0, False
         while studies.counted(study.get_trials(deepcopy=False)) < self.n_trials:
             want = min(self.n_jobs, self.n_trials - studies.counted(study.get_trials(deepcopy=False)))
             batch: list[tuple[Any, list[str], Verdict]] = []
@@ -166,8 +187,8 @@ class OptunaSweeper(Sweeper):
         ran = {o: sum(studies.outcome(t) == o for t in trials) for o in (*studies.COUNTED, "rejected", "repeat", "interrupted")}
         _say(f"search: {studies.counted(trials)} trials ran ({ran['complete']} complete, {ran['pruned']} pruned, "
              f"{ran['failed']} failed); {ran['rejected']} candidates rejected before running, {ran['repeat']} repeated "
-             f"proposals skipped" + (f", {ran['interrupted']} interrupted by a stop" if ran["interrupted"] else ""))
-        return returns
+             f"proposals skipped" + (f", {ran['interrupted']} interrupted by a stop" if ran["interrupted"] else "")
+             + f"; Optuna counts all {len(trials)} in the study")
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -183,24 +204,67 @@ class OptunaSweeper(Sweeper):
 
         return str(explain_error(error, chosen("model", list(overrides)), overrides=list(overrides)))
 
-    def _resume(self, study: Any, objectives: Objectives) -> None:
-        """Trials a stopped search left running: those whose job finished anyway (it ended just before the
-        kill, or a cluster job outlived the search) are told their result; the rest are failed, not counted,
-        and their jobs' rows say why."""
+    def _settle(self, study: Any, objectives: Objectives, why: str) -> list[int]:
+        """Trials left RUNNING (in flight at a stop, or by a search that was killed): those whose job finished anyway
+        (it ended just before the stop, or a cluster job outlived the search) are told their result; the rest are
+        interrupted: FAIL with lucid_outcome=interrupted in the study, not counted, and ``interrupted`` in the ledger,
+        so that their rows say the same. Returns the numbers of the trials interrupted."""
         from optuna.trial import Trial, TrialState
 
-        nums = {j.get("trial"): j["num"] for j in self.ledger["jobs"] if "rejected" not in j}
+        nums = {j.get("trial"): j["num"] for j in self.ledger["jobs"]}
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number in nums and self._summary(nums[t.number]).get("status") in ("ok", "pruned", "failed"):
                 self._tell_result(study, Trial(study, t._trial_id), nums[t.number], None, objectives)
-        why = ("the search was stopped while this trial ran; the search run again into this directory marked it failed "
-               "and ran another trial in its place")
         left = studies.interrupt_running(study, why)
-        errors = {nums[t.number]: why for t in left if t.number in nums}
-        if errors:
-            sweep_ledger.record_launcher_errors(self.sweep_dir, self.ledger, errors)
+        marks = {nums[t.number]: why for t in left if t.number in nums}
+        if marks:
+            sweep_ledger.mark_interrupted(self.sweep_dir, self.ledger, marks)
+        return [t.number for t in left]
+
+    def _resume(self, study: Any, objectives: Objectives) -> None:
+        """Trials a search killed outright (SIGKILL, a lost node) left running, settled before it continues."""
+        why = ("the search was stopped while this trial ran; the search run again into this directory marked it interrupted "
+               "and ran another trial in its place")
+        left = self._settle(study, objectives, why)
         if left:
-            _say(f"search: {len(left)} trial(s) were running when the search stopped: marked failed and not counted")
+            _say(f"search: {len(left)} trial(s) were running when the search stopped: marked interrupted and not counted")
+
+    def _stop(self, study: Any, objectives: Objectives, stop: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM during the search: the trials in flight settled, one line for the app to print at the end."""
+        name = stopping.name_of(stopping.signal_of(stop))
+        left = self._settle(study, objectives, (
+            f"the search was stopped by {name} while this trial ran; not counted: the same command continues the search, "
+            "with another trial in its place"))
+        done = studies.counted(study.get_trials(deepcopy=False))
+        stopping.record_stop(stop, (
+            f"search stopped by {name}: {len(left)} trial(s) in flight marked interrupted, {done} of {self.n_trials} trials "
+            f"done; the same command continues it (the rows so far: {self.sweep_dir / 'sweep.md'})."))
+
+    def _record_study(self, study: Any) -> None:
+        """Optuna's own count of the study's trials, by outcome, for the report to square with the rows (pareto.md)."""
+        trials = study.get_trials(deepcopy=False)
+        outcomes: dict[str, int] = {}
+        for t in trials:
+            key = studies.outcome(t) or t.state.name.lower()
+            outcomes[key] = outcomes.get(key, 0) + 1
+        sweep_ledger.record_study(self.sweep_dir, self.ledger, {"name": self.study_name, "trials": len(trials), "outcomes": outcomes})
+
+    def _check_same_storage(self, storage_url: str) -> None:
+        """A search continues in its own study only: one whose ledger names another storage is refused (its trials
+        are numbered in that study). A sweep directory moved elsewhere keeps its study file: that is the same."""
+        old = sweep_ledger.read_ledger(self.sweep_dir) or {}
+        was = old.get("search").get("storage") if isinstance(old.get("search"), dict) else None
+        if not isinstance(was, str) or was == storage_url or not old.get("jobs"):
+            return
+        def place(spec: str) -> tuple[str, str]:  # noqa: E306
+            file = study_storage.journal_file(spec) or studies.sqlite_file(spec)
+            return (spec.partition(":")[0], file.name) if file is not None else (spec, "")
+        if place(was) == place(storage_url) and place(was)[1] in ("study.db", "study.journal"):
+            return
+        raise ConfigError([Problem("hydra.sweeper.storage", (
+            f"hydra.sweep.dir = {str(self.sweep_dir)!r} holds a search whose study is in {study_storage.shown(was)}, but "
+            f"hydra.sweeper.storage now gives {study_storage.shown(storage_url)}; a search continues only in its own study, "
+            "where its trials are numbered. Give the same hydra.sweeper.storage to continue it, or a new hydra.sweep.dir."))])
 
     def _enqueue_baseline(self, study: Any, space: SearchSpace, parser: Any) -> None:
         """The base config (the command's fixed overrides, no search value) as the first trial."""
@@ -280,17 +344,20 @@ class OptunaSweeper(Sweeper):
                               objectives)
         return [r for r in results if r is not None]
 
+    def _job_dir(self, num: int) -> Optional[Path]:
+        """Job ``num``'s directory (``NUM`` or ``NUM_...``), or None when it has none."""
+        return next((d for d in self.sweep_dir.glob(f"{num}*")
+                     if d.is_dir() and (d.name == str(num) or d.name.startswith(f"{num}_"))), None)
+
     def _summary(self, num: int) -> dict[str, Any]:
         """Job ``num``'s summary.json, or {} when it left none (or none that reads)."""
         import json
 
-        for d in self.sweep_dir.glob(f"{num}*"):
-            if d.is_dir() and (d.name == str(num) or d.name.startswith(f"{num}_")):
-                try:
-                    return json.loads((d / SUMMARY_FILE).read_text())
-                except (OSError, ValueError):
-                    return {}
-        return {}
+        found = self._job_dir(num)
+        try:
+            return json.loads((found / SUMMARY_FILE).read_text()) if found is not None else {}
+        except (OSError, ValueError):
+            return {}
 
     def _tell_result(self, study: Any, trial: Any, num: int, launcher_said: Optional[str], objectives: Objectives) -> None:
         from optuna.trial import TrialState
@@ -312,6 +379,9 @@ class OptunaSweeper(Sweeper):
         trial.set_user_attr(studies.OUTCOME, outcome)
         if reason:
             trial.set_user_attr(studies.REASON, _one_line(reason))
+        found = self._job_dir(num)
+        if found is not None:  # where its files are, for whoever looks at the study (optuna-dashboard)
+            trial.set_user_attr(studies.DIR, str(found.absolute()))
         study.tell(trial, values, state=state)
         shown = ", ".join(f"{n} {v:.4g}" for n, v in zip(objectives.names, values)) if values else _one_line(reason, 200)
         _say(f"search: trial {trial.number} (job {num}) {outcome}: {shown}")

@@ -191,6 +191,20 @@ def record_launcher_errors(sweep_dir: Path, ledger: dict[str, Any], errors: dict
     write_json(Path(sweep_dir) / LEDGER, ledger)
 
 
+def mark_interrupted(sweep_dir: Path, ledger: dict[str, Any], why: dict[int, str]) -> None:
+    """Jobs a stop interrupted (``interrupted``: why): their rows say so, whatever their directories hold, as the study does."""
+    for job in ledger["jobs"]:
+        if job["num"] in why:
+            job["interrupted"] = why[job["num"]]
+    write_json(Path(sweep_dir) / LEDGER, ledger)
+
+
+def record_study(sweep_dir: Path, ledger: dict[str, Any], study: dict[str, Any]) -> None:
+    """A search's study as Optuna counts it (name, trials, outcomes), for the report to square with its rows."""
+    ledger["search"]["study"] = study
+    write_json(Path(sweep_dir) / LEDGER, ledger)
+
+
 def _refuse(sweep_dir: Path, what: str) -> None:
     raise ConfigError([Problem("hydra.sweep.dir", (
         f"hydra.sweep.dir = {str(sweep_dir)!r} {what}; a sweep's report would mix their rows with this one's. "

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 
 from ..runs import job_status
 from ..safe_io import atomic_write, read_bounded, write_text_atomic
+from . import stopping
 from .jobs import MAX_RECORD_BYTES, SUMMARY_FILE, read_json
 from .sweep_ledger import job_dirs, read_ledger
 from ..report.tables import Table, cell, to_markdown
@@ -110,10 +111,25 @@ def _missing(job: dict[str, Any], launcher_said: str) -> dict[str, Any]:
 
 
 def _with_trial(row: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """A search's row: its trial number, whether it is the baseline, and how a rejected candidate was refused."""
+    """A search's row: its trial number, whether it is the baseline, and how a rejected candidate was refused.
+
+    Its status is the study's: ``interrupted`` when a stop marked its trial so (the ledger's
+    ``interrupted``), whatever its directory holds; a job that died while the search went on was
+    told to the study as failed, and is a failed row.
+    """
     if "trial" in job:
         row.update(trial=job["trial"], baseline=bool(job.get("baseline")), rejected_as=job.get("rejected_as", ""))
+        if job.get("interrupted"):
+            row.update(status="interrupted", error=job["interrupted"])
+        elif row["status"] == "interrupted":
+            row["status"] = "failed"
     return row
+
+
+def is_failure(row: dict[str, Any]) -> bool:
+    """A row the app exits 1 for: a job that failed or never ran. A search's interrupted trial is not counted
+    (the search runs another in its place), nor is a candidate the search pruned or rejected."""
+    return row["status"] not in NOT_FAILED and not (row["status"] == "interrupted" and "trial" in row)
 
 
 def _val_curve(path: Path) -> list[tuple[int, float]]:
@@ -240,19 +256,22 @@ class SweepReport(Callback):
         global _failed
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = write_report(sweep_dir)
-        _failed = sum(r["status"] not in NOT_FAILED for r in rows)
+        _failed = sum(map(is_failure, rows))
         also = ", pareto.md, pareto.csv" if (sweep_dir / "pareto.md").is_file() else ""
-        print(f"lucid-arch: {outcome_line(rows)}: {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png{also}")
+        if not stopping.stopped():  # a stopped sweep's one line (the app prints it) names sweep.md itself
+            print(f"lucid-arch: {outcome_line(rows)}: {sweep_dir / 'sweep.md'}, sweep.csv, sweep.png{also}")
 
 
 def outcome_line(rows: list[dict[str, Any]]) -> str:
     """'sweep of 4 jobs (1 failed or missing)', or for a search what its candidates became, rejected ones apart."""
-    failed = sum(r["status"] not in NOT_FAILED for r in rows)
+    failed = sum(map(is_failure, rows))
     if not any("trial" in r for r in rows):
         return f"sweep of {len(rows)} jobs ({failed} failed or missing)"
     rejected = sum(r["status"] == "rejected" for r in rows)
+    interrupted = sum(r["status"] == "interrupted" for r in rows)
     ran = len(rows) - rejected
     if not ran:
         return (f"search of {len(rows)} candidates, every one rejected before running: no job ran (see their reasons in "
                 "sweep.md; widen the space or the budgets)")
-    return f"search of {len(rows)} candidates: {rejected} rejected before running, {ran} jobs ran ({failed} failed or missing)"
+    return (f"search of {len(rows)} candidates: {rejected} rejected before running, {ran} jobs ran ({failed} failed or missing"
+            + (f", {interrupted} interrupted by a stop, not counted" if interrupted else "") + ")")

@@ -11,17 +11,14 @@ is one problem naming its key, reported with every other problem of the config.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
-Add = Callable[[str, str], None]
-NONE = "none"
+from .neck_levels import NONE, Add, level_strides, neck_level_problems
 
 
 def detection_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_strides: Optional[Sequence[int]], kind: str) -> None:
     """Rules of a config whose ``detector.type`` is ``kind`` (not 'none'), every section whose own fields are
     valid; ``stage_strides`` None when the stage geometry is invalid."""
-    from .section_checks import level_strides, neck_level_problems
-
     detector, neck, anchors = cfg["detector"], cfg["neck"], cfg["anchors"]
     for section in ("detector", "rpn", "roi"):
         part = cfg[section]

@@ -16,16 +16,16 @@ from dataclasses import MISSING, fields
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from .problems import Problem, suggest
+from .detection_checks import detection_problems
+from .neck_levels import NONE, Add, level_strides, neck_level_problems  # NONE: a section's type when the model has no such part
 from .schema import DETECTOR_CHOICES, MAX_SECTION_LIST, SECTION_FLOAT_RANGES, SECTION_RANGES, SECTIONS, field_default
 
-Add = Callable[[str, str], None]
 
 
 def section_defaults(cls: type) -> dict[str, Any]:
     return {f.name: field_default(f) for f in fields(cls) if field_default(f) is not MISSING}
 
 
-NONE = "none"  # a section's type when the model has no such part
 
 
 def section_type_problems(key: str, value: Any, cls: type, type_problems: Callable) -> list[Problem]:
@@ -85,19 +85,6 @@ def filled(value: Any, cls: type) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-def level_strides(cfg: Mapping[str, Any], stage_strides: Sequence[int]) -> list[int]:
-    """Output stride of every map the decode head (or detector) may read: the neck's levels, else the stages."""
-    neck = cfg["neck"]
-    if neck["type"] == NONE:
-        return list(stage_strides)
-    read = list(stage_strides[neck["start_level"]:])
-    outs = neck["num_outs"] or len(read)
-    strides = read[:outs]
-    while len(strides) < outs:  # extra levels: stride-2 max-pools of the last
-        strides.append(strides[-1] * 2)
-    return strides
-
-
 def dense_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_strides: Optional[Sequence[int]]) -> None:
     """Rules between the sections and the rest: what needs what, and which maps the head can read.
 
@@ -106,8 +93,6 @@ def dense_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_stride
     detector = cfg["detector"]
     kind = detector.get("type", NONE) if isinstance(detector, Mapping) else None  # known even when another field is bad
     if kind not in (None, NONE) and (kind in DETECTOR_CHOICES or "detector" not in bad):
-        from .detection_checks import detection_problems
-
         detection_problems(cfg, bad, add, stage_strides, kind)
         return
     if any(name in bad for name in SECTIONS):
@@ -151,17 +136,3 @@ def dense_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_stride
                     f"first's stride {picked[0]}, but map {i} has stride {s}; read maps whose strides are the first's "
                     "times a power of 2 (decode_head.in_index), or use type=all_mlp.")
                 return
-
-
-def neck_level_problems(neck: Mapping[str, Any], stages: int, add: Add) -> bool:
-    """The neck reads maps start_level.. of the encoder's ``stages`` and outputs at least as many levels; True if not."""
-    if neck["start_level"] >= stages:
-        add("neck.start_level", f"neck.start_level = {neck['start_level']}: the encoder has {stages} maps (0..{stages - 1}); "
-            f"read from one of them.")
-        return True
-    read = stages - neck["start_level"]
-    if neck["num_outs"] is not None and neck["num_outs"] < read:
-        add("neck.num_outs", f"neck.num_outs = {neck['num_outs']}: fewer levels than the {read} encoder maps it reads "
-            f"(from neck.start_level {neck['start_level']}); use at least {read}, or null for one per map.")
-        return True
-    return False

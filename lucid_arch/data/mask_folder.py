@@ -190,18 +190,17 @@ def _scan(root: Path, masks: Path) -> list[Path] | dict[str, list[Path]]:
 
 
 def _mode_fix(mode: str) -> str:
-    """The rest of the sentence for a mask of ``mode``: what it is, and the conversion that makes it a label map."""
-    rule = "a label map is 8-bit, mode L or P, each pixel a class id (255: ignore)"
+    """What a mask of ``mode`` is, and the conversion that makes it a label map."""
     if mode == "1":
-        return (f", 1 bit per pixel: PIL reads its pixels as 0 and 255, and 255 is ignore; {rule}. Save it as mode L with the "
-                "class ids themselves (0 and 1): Image.fromarray((np.array(mask) > 0).astype(np.uint8)).")
+        return ("It has 1 bit per pixel, which PIL reads as 0 and 255, and 255 is ignore: save it as mode L with the class "
+                "ids themselves (0 and 1), e.g. Image.fromarray((np.array(mask) > 0).astype(np.uint8)).")
     if mode.startswith(("I", "F")):
-        return (f" ({'floating-point' if mode.startswith('F') else '16- or 32-bit'} values); {rule}. Save the ids as 8-bit "
-                "(np.uint8, ids 0 .. 254) with mode L; more than 255 classes do not fit a label map read here.")
+        kind = "floating-point" if mode.startswith("F") else "16- or 32-bit"
+        return (f"It holds {kind} values: save the ids as 8-bit (np.uint8, ids 0 .. 254) with mode L; more than 255 "
+                "classes do not fit a label map read here.")
     if mode in ("LA", "PA", "La"):
-        return f" (ids with an alpha channel); {rule}. Drop the alpha channel: mask.getchannel(0) saved as mode {mode[0]}."
-    return (f" (colour-coded: several channels per pixel); {rule}. Convert colour-coded masks to ids (one id per colour), "
-            "saved as mode L or P.")
+        return f"It holds ids with an alpha channel: drop the alpha channel, mask.getchannel(0) saved as mode {mode[0]}."
+    return "It is colour-coded (several channels per pixel): convert colour-coded masks to ids (one id per colour), saved as mode L or P."
 
 
 def _masks_of(images: list[Path], root: Path, masks: Path) -> dict[Path, str]:
@@ -253,7 +252,8 @@ def load_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike, image
         try:
             with open_regular(mask_path) as f, Image.open(f) as mask:
                 if mask.mode not in MASK_MODES:
-                    raise MaskError(f"Mask {mask_path} is a mode {mask.mode} image{_mode_fix(mask.mode)}")
+                    raise MaskError(f"Mask {mask_path} is a mode {mask.mode} image; a label map is 8-bit, mode L or P, each "
+                                    f"pixel a class id (255: ignore). {_mode_fix(mask.mode)}")
                 if mask.size != size:
                     raise _PairError(f"{mask.size[0]}x{mask.size[1]} pixels, but its image {image_path} is {size[0]}x{size[1]}; "
                                      f"a label map must have its image's size: resize it with nearest-neighbour, or remove the pair", str(mask_path))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
 from ..safe_io import write_text_atomic
+from ..extras import MissingExtra
 
 EPILOG = """\
 sides:
@@ -95,6 +96,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return code
     except BrokenPipeError:  # `lucid-arch-diff ... | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_TROUBLE
+    except MissingExtra as err:  # a detector's costs need torchvision: the one sentence naming the pip command
+        print(f"lucid-arch-diff: {err} (exit 2)", file=sys.stderr)
         return EXIT_TROUBLE
     except Exception as err:  # noqa: BLE001 - exit 1 means "changed", so a crash must not look like one
         from ..config.model_files import quote

@@ -4,7 +4,8 @@ The steps live in their own modules (dynamic: the input ranges; torch_program: t
 onnx_model: torch.onnx; verify: the checks); this one orders them and keeps the record. It
 works for any ``nn.Module`` whose forward takes one image batch and returns a tensor or a
 list/tuple of tensors: a classifier, a ``features_only`` backbone, or a wrapper holding a PVT
-(a segmentation model), whose smallest input is read from the PVT inside it. Both files carry
+(a segmentation model), whose smallest input is read from the PVT inside it; a detector goes whole,
+its post-processing included, through detection.py. Both files carry
 what using the model needs (metadata.py: task, class names, preprocessing, input and outputs),
 from the training run the weights come from when there is one.
 """
@@ -134,6 +135,12 @@ def export_model(
         require("export", "ONNX export")  # before minutes of tracing, not after
     origin = origin or (meta.origin_of(model) if not isinstance(model, nn.Module) else meta.Origin())
     module = _as_module(model)
+    if getattr(getattr(module, "spec", None), "detection", None) is not None:  # post-processing and all: detection.py
+        from .detection import export_detector
+
+        return export_detector(module, Path(output_dir), formats=formats, opset=opset, verify=verify, atol=atol,
+                               name=name or module.spec.name, classes=classes, preprocessing=preprocessing, origin=origin,
+                               progress=say)
     spec = find_spec(module)
     if img_size is None and spec is None:
         raise ExportSettingError("img_size", "this model holds no PyramidVisionTransformer: give img_size, the size to trace it at.")

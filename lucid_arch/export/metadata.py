@@ -35,10 +35,10 @@ PREFIX = "lucid_arch."
 PT2_FILE = "lucid_arch.json"  # the extra file of a .pt2 archive that holds the entries
 TEXT_KEYS = ("format", "model", "task")  # plain strings in ONNX; every other key is JSON
 KEYS = ("format", "model", "task", "classes", "preprocessing", "input", "outputs", "source")
-TASKS = ("classification", "segmentation", "features")
+TASKS = ("classification", "segmentation", "features", "detection")
 # How each resize policy resamples (as lucid_arch/data and lucid_arch/inference do): PIL's bicubic
 # for the classifier's crop, bilinear (antialiased when shrinking) for segmentation's keep-ratio resize.
-INTERPOLATION = {"center_crop": "bicubic", "keep_ratio": "bilinear"}
+INTERPOLATION = {"center_crop": "bicubic", "keep_ratio": "bilinear", "letterbox": "bilinear"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ def output_entries(task: str, names: Sequence[str], channels: Sequence[int], str
                             "bilinearly (align_corners=False) to the image's size, then argmax over classes"}]
     return [{"name": n, "shape": ["batch", c, f"height/{s}", f"width/{s}"], "stride": s, "channels": c,
              "meaning": f"feature map at 1/{s} of the input's height and width"} for n, c, s in zip(names, channels, strides)]
+
+
+def detection_outputs(cap: int) -> list[dict[str, Any]]:
+    """A detector's outputs (lucid_arch/export/detection.py): up to ``cap`` detections of one image, best first."""
+    return [{"name": "boxes", "shape": ["detections", 4], "max_detections": cap,
+             "meaning": "x1, y1, x2, y2 in the input's pixels: divide by the letterbox's scale for the image's own"},
+            {"name": "scores", "shape": ["detections"], "meaning": "each detection's score (sigmoid probability), best first"},
+            {"name": "labels", "shape": ["detections"], "meaning": "each detection's class id, 0..classes-1 (names: lucid_arch.classes)"}]
 
 
 def entries(*, model: str, task: str, classes: Sequence[str], preprocessing: Preprocessing, input: dict[str, Any],

@@ -16,3 +16,4 @@ POOLS: dict[str, type[nn.Module]] = {"mean": MeanPool, "cls": ClsTokenPool}
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 NECKS: dict[str, type[nn.Module]] = {"fpn": FPN}  # model.neck.type ('none': no neck)
 DECODE_HEADS: dict[str, type[nn.Module]] = {"all_mlp": AllMLPHead, "fpn": FPNHead}  # model.decode_head.type
+# model.detector.type: lucid_arch.modeling.detection.KINDS, apart because those modules import torchvision

@@ -5,7 +5,9 @@ the two cannot disagree. Nothing here imports torch or Hydra.
 
 A ``features_only`` config resolves to a backbone: only the stages up to the last selected
 one, no class token and no LayerNorm that only the classifier reads (PVT v1's final norm), as
-the official detection code builds it.
+the official detection code builds it. A segmentation config adds a neck and a decode head over
+a backbone of every stage; a detection config (``detector.type``) a neck and a
+:class:`DetectionSpec`, which names the settings torchvision's parts are built with.
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ def run_status(root: Path, summary: Optional[dict[str, Any]], finished: bool) ->
     if status == "running":
         return "running", f"{note}: its weights are the newest checkpoint's"
     if status == "interrupted":
+        note = note or f"interrupted: {summary.get('error') or 'it stopped before it finished'}"  # the job said so itself (Ctrl-C, SIGTERM)
         return "interrupted", f"{note}; its weights are the newest checkpoint's"
     if status == "pruned":
         return "pruned", f"stopped early by the search's pruner ({summary.get('error', '')})".replace(" ()", "")

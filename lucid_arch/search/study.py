@@ -9,9 +9,13 @@ so every trial also carries ``lucid_outcome`` (a user attribute) and ``lucid_rea
 - ``rejected``: refused before anything was built: invalid (FAIL) or over budget (PRUNED);
 - ``repeat``: the same overrides as an earlier trial: not run again, told FAIL (samplers skip it),
   and the next candidate is drawn at random so that a sampler settled on known candidates moves on;
-- ``interrupted``: running when the search was stopped; a resume marks it FAIL.
+- ``interrupted``: running when the search was stopped: marked FAIL by the stop itself (Ctrl-C,
+  SIGTERM) or, after a kill, by the search run again.
 
-Only trials that ran (complete, pruned, failed) count toward ``n_trials``.
+Only trials that ran (complete, pruned, failed) count toward ``n_trials``; Optuna counts every
+trial of the study, so its count is the app's plus the rejected, repeated and interrupted ones
+(the search's last line and pareto.md give both). The study names its objectives
+(``set_metric_names``), and each trial that ran has its job's directory in ``lucid_dir``.
 
 Multi-objective studies cannot take intermediate values (Optuna's ``Trial.report`` refuses
 them), so pruning uses a second, single-objective study in the same storage, ``NAME.val_acc``:
@@ -30,6 +34,7 @@ from ..config import ConfigError, Problem
 from ..safe_io import RefusedFile, open_regular
 
 OUTCOME, REASON, OVERRIDES, JOB, BASELINE = "lucid_outcome", "lucid_reason", "lucid_overrides", "lucid_job", "lucid_baseline"
+DIR = "lucid_dir"  # the job's directory, absolute
 COUNTED = ("complete", "pruned", "failed")
 CURVES = ".val_acc"  # suffix of the pruning study's name
 SQLITE_PREFIX = "sqlite:///"
@@ -48,13 +53,21 @@ def optuna_module() -> Any:
 
 
 def open_storage(url: str) -> Any:
-    """Optuna's storage at ``url``; a study file that is not one is a ConfigError naming it (see :func:`study_errors`)."""
+    """Optuna's storage at ``url`` (lucid_arch.search.storage: an SQLite or database URL, or ``journal:FILE``);
+    a study file that is not one is a ConfigError naming it (see :func:`study_errors`)."""
     import optuna
 
+    from .storage import journal_file, with_driver
+
     check_study_file(url)
-    kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    journal = journal_file(url)
     with study_errors(url):
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        if journal is not None:  # an append-only log on a filesystem the nodes share (JournalFileBackend's symlink lock)
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs)
 
 
 def sqlite_file(url: str) -> Optional[Path]:
@@ -68,7 +81,9 @@ def sqlite_file(url: str) -> Optional[Path]:
 def check_study_file(url: str) -> None:
     """Refuse, before SQLite opens it, a study file that is a FIFO or device (SQLite would wait on it for ever)
     or that is not an SQLite database (SQLAlchemy would say so in three lines that do not name it)."""
-    path = sqlite_file(url)
+    from .storage import journal_file
+
+    path = sqlite_file(url) or journal_file(url)
     if path is None or not os.path.lexists(path):
         return
     try:
@@ -78,8 +93,10 @@ def check_study_file(url: str) -> None:
         raise _unusable(path, err.reason) from None
     except OSError as err:
         raise _unusable(path, f"cannot be read ({err.strerror or err})") from None
-    if head and head != SQLITE_MAGIC:
+    if head and head != SQLITE_MAGIC and sqlite_file(url) is not None:
         raise _unusable(path, "is not an SQLite database (it does not start as one)")
+    if head == SQLITE_MAGIC and journal_file(url) is not None:
+        raise _unusable(path, "is an SQLite database, not Optuna's journal (hydra.sweeper.storage=sqlite reads it)")
 
 
 @contextmanager
@@ -94,8 +111,16 @@ def study_errors(url: str) -> Iterator[None]:
 
         if isinstance(error, DuplicatedStudyError):
             raise
+        from .storage import journal_file, shown
+
         said = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
-        raise _unusable(sqlite_file(url) or url, f"cannot be opened as an Optuna study ({type(error).__name__}: {said})") from None
+        kind = type(getattr(error, "orig", None) or error).__name__
+        if sqlite_file(url) is None and journal_file(url) is None:  # a database server: reach it, do not move files
+            raise ConfigError([Problem("hydra.sweeper.storage", (
+                f"the search's study at {shown(url)} cannot be opened ({kind}: {said}). Check that the database server is up "
+                "and that the URL's user, host, port and database are right (keep a password out of the URL: PostgreSQL's "
+                "client reads ~/.pgpass and PGPASSWORD), or point hydra.sweeper.storage at another storage."))]) from None
+        raise _unusable(sqlite_file(url) or journal_file(url) or url, f"cannot be opened as an Optuna study ({kind}: {said})") from None
 
 
 def _unusable(where: Any, why: str) -> ConfigError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 from .layouts import LAYOUTS, Layout
 
@@ -59,13 +59,47 @@ def split_encoder(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], list[s
     return {k: v for k, v in state_dict.items() if not k.startswith(NOT_ENCODER)}, others
 
 
+def first_match(layouts: Mapping[str, Any], keys: Iterable[str]) -> Optional[str]:
+    """The name of the first of ``layouts`` (each with a ``signature``, a whole-key pattern) some key matches."""
+    keys = list(keys)
+    for name, layout in layouts.items():
+        signature = re.compile(layout.signature)
+        if any(signature.fullmatch(k) for k in keys):
+            return name
+    return None
+
+
+def split_beside(state_dict: Mapping[str, Any], source: str, prefixes: tuple[str, ...]) -> tuple[dict[str, Any], Conversion, list[str]]:
+    """(the unwrapped state dict, its encoder's conversion, the keys beside the encoder under ``prefixes``):
+    an encoder-decoder's or detector's checkpoint taken apart; the encoder's ``ignored`` no longer lists those keys."""
+    sd = unwrap_state_dict(state_dict)
+    encoder = convert(sd, source)
+    beside = [k for k in encoder.ignored if k.startswith(prefixes)]
+    rest = tuple(k for k in encoder.ignored if k not in beside)
+    return sd, Conversion(encoder.state_dict, encoder.layout, rest), beside
+
+
+def rename_beside(layout: Any, keys: list[str], sd: Mapping[str, Any], error: type[ValueError], who: str) -> tuple[dict[str, Any], list[str]]:
+    """(``keys`` renamed by a head or detector ``layout``'s table, the keys its ``ignored`` drops); a key its
+    table does not know raises ``error``, its message starting with ``who``."""
+    unused = [k for k in keys if any(re.fullmatch(p, k) for p in layout.ignored)]
+    renamed = {}
+    for key in keys:
+        if key in unused:
+            continue
+        try:
+            renamed[_rename(layout, key)] = sd[key]
+        except ValueError as err:
+            raise error(f"{who}: {str(err).split(': ', 1)[-1]}") from None
+    return renamed, unused
+
+
 def detect_layout(state_dict: Mapping[str, Any]) -> str:
     """The name of the first layout whose signature key the state dict's encoder holds (see :func:`split_encoder`)."""
     encoder, _ = split_encoder(state_dict)
-    for layout in LAYOUTS.values():
-        signature = re.compile(layout.signature)
-        if any(signature.fullmatch(k) for k in encoder):
-            return layout.name
+    found = first_match(LAYOUTS, encoder)
+    if found is not None:
+        return found
     sample = ", ".join(sorted(state_dict)[:5])
     raise ValueError(
         f"convert_state_dict: cannot tell the checkpoint layout from its keys ({sample}, ...); expected one of: "

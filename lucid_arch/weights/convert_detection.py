@@ -18,14 +18,13 @@ checkpoint without them (mmdetection's), or drops them the other way.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 import torch
 
-from .convert import ENCODER_PREFIX, Conversion, _rename, convert, unwrap_state_dict
-from .detection_layouts import DETECTOR_LAYOUTS, DETECTOR_PREFIXES, DetectorLayout
+from .convert import first_match, rename_beside, split_beside, unwrap_state_dict
+from .convert_segmentation import SegmentationConversion
+from .detection_layouts import DETECTOR_LAYOUTS, DETECTOR_PREFIXES
 
 DETECTOR_SOURCES = ("auto", *DETECTOR_LAYOUTS)
 # What depends on the class count: the outputs that keep their initialisation for another one.
@@ -41,18 +40,9 @@ class DetectorLayoutError(ValueError):
     """The neck and detector heads are none this project reads (the encoder may still be)."""
 
 
-@dataclass(frozen=True)
-class DetectionConversion:
-    """The encoder in our PVT names, the FPN and heads in ours, and what was ignored."""
-
-    encoder: Conversion  # no backbone. prefix: the names of a PyramidVisionTransformer
-    head: dict[str, Any]  # neck.* and the detector's; empty for an encoder-only checkpoint
-    head_layout: Optional[DetectorLayout]
-    ignored: tuple[str, ...] = ()
-
-    @property
-    def state_dict(self) -> dict[str, Any]:
-        return {**{ENCODER_PREFIX + k: v for k, v in self.encoder.state_dict.items()}, **self.head}
+class DetectionConversion(SegmentationConversion):
+    """The encoder in our PVT names, the FPN and detector heads in ours (``head``, its ``head_layout`` a
+    :class:`~lucid_arch.weights.detection_layouts.DetectorLayout`), and what was ignored."""
 
 
 def detect_detector_layout(state_dict: Mapping[str, Any]) -> Optional[str]:
@@ -60,10 +50,9 @@ def detect_detector_layout(state_dict: Mapping[str, Any]) -> Optional[str]:
     keys = [k for k in unwrap_state_dict(state_dict) if k.startswith(DETECTOR_PREFIXES)]
     if not any(not k.startswith("neck.") for k in keys):
         return None
-    for layout in DETECTOR_LAYOUTS.values():
-        signature = re.compile(layout.signature)
-        if any(signature.fullmatch(k) for k in keys):
-            return layout.name
+    found = first_match(DETECTOR_LAYOUTS, keys)
+    if found is not None:
+        return found
     raise DetectorLayoutError(
         f"convert_detection_state_dict: the detector heads ({', '.join(sorted(keys)[:4])}, ...) are none of the "
         "layouts read here: " + "; ".join(f"{name} ({layout.source})" for name, layout in DETECTOR_LAYOUTS.items())
@@ -80,24 +69,13 @@ def convert_detection(state_dict: Mapping[str, Any], source: str = "auto", head_
     """
     if head_source not in DETECTOR_SOURCES:
         raise ValueError(f"convert_detection_state_dict: head_source={head_source!r} is not one of {', '.join(DETECTOR_SOURCES)}.")
-    sd = unwrap_state_dict(state_dict)
-    encoder = convert(sd, source)
-    head_keys = [k for k in encoder.ignored if k.startswith(DETECTOR_PREFIXES)]
-    ignored = [k for k in encoder.ignored if k not in head_keys]
-    encoder = Conversion(encoder.state_dict, encoder.layout, tuple(ignored))
+    sd, encoder, head_keys = split_beside(state_dict, source, DETECTOR_PREFIXES)
+    ignored = list(encoder.ignored)
     name = detect_detector_layout({k: sd[k] for k in head_keys}) if head_source == "auto" else head_source
     if name is None:  # an encoder, perhaps with an FPN: nothing of a detector to load
         return DetectionConversion(encoder, {}, None, tuple(ignored + head_keys))
     layout = DETECTOR_LAYOUTS[name]
-    unused = [k for k in head_keys if any(re.fullmatch(p, k) for p in layout.ignored)]
-    head = {}
-    for key in head_keys:
-        if key in unused:
-            continue
-        try:
-            head[_rename(layout, key)] = sd[key]
-        except ValueError as err:
-            raise DetectorLayoutError(f"convert_detection_state_dict: {str(err).split(': ', 1)[-1]}") from None
+    head, unused = rename_beside(layout, head_keys, sd, DetectorLayoutError, "convert_detection_state_dict")
     if layout.background_last:
         for param in ("weight", "bias"):
             key = f"roi_heads.box_predictor.cls_score.{param}"

@@ -13,11 +13,10 @@ conversion: from a segmentation checkpoint it gives the encoder in our PVT names
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from .convert import ENCODER_PREFIX, Conversion, _rename, convert, unwrap_state_dict
+from .convert import ENCODER_PREFIX, Conversion, first_match, rename_beside, split_beside, unwrap_state_dict
 from .head_layouts import HEAD_LAYOUTS, HeadLayout
 
 HEAD_SOURCES = ("auto", *HEAD_LAYOUTS)
@@ -47,10 +46,9 @@ def detect_head_layout(state_dict: Mapping[str, Any]) -> Optional[str]:
     keys = [k for k in unwrap_state_dict(state_dict) if k.startswith(HEAD_PREFIXES)]
     if not keys:
         return None
-    for layout in HEAD_LAYOUTS.values():
-        signature = re.compile(layout.signature)
-        if any(signature.fullmatch(k) for k in keys):
-            return layout.name
+    found = first_match(HEAD_LAYOUTS, keys)
+    if found is not None:
+        return found
     raise HeadLayoutError(
         f"convert_segmentation_state_dict: the neck and decode head ({', '.join(sorted(keys)[:4])}, ...) are none of "
         "the heads read here: " + "; ".join(f"{name} ({layout.source})" for name, layout in HEAD_LAYOUTS.items()
@@ -72,25 +70,14 @@ def convert_segmentation(
         raise ValueError(
             f"convert_segmentation_state_dict: head_source={head_source!r} is not one of {', '.join(HEAD_SOURCES)}."
         )
-    sd = unwrap_state_dict(state_dict)
-    encoder = convert(sd, source)
-    head_keys = [k for k in encoder.ignored if k.startswith(HEAD_PREFIXES)]
-    ignored = [k for k in encoder.ignored if k not in head_keys]
-    encoder = Conversion(encoder.state_dict, encoder.layout, tuple(ignored))
+    sd, encoder, head_keys = split_beside(state_dict, source, HEAD_PREFIXES)
+    ignored = list(encoder.ignored)
     if not head_keys:
         return SegmentationConversion(encoder, {}, None, tuple(ignored))
     layout = HEAD_LAYOUTS[detect_head_layout({k: sd[k] for k in head_keys}) if head_source == "auto" else head_source]
     if layout.unsupported:
         raise HeadLayoutError(f"convert_segmentation_state_dict: {layout.unsupported}.")
-    unused = [k for k in head_keys if any(re.fullmatch(p, k) for p in layout.ignored)]
-    head = {}
-    for key in head_keys:
-        if key in unused:
-            continue
-        try:
-            head[_rename(layout, key)] = sd[key]
-        except ValueError as err:
-            raise HeadLayoutError(f"convert_segmentation_state_dict: {str(err).split(': ', 1)[-1]}") from None
+    head, unused = rename_beside(layout, head_keys, sd, HeadLayoutError, "convert_segmentation_state_dict")
     return SegmentationConversion(encoder, head, layout, tuple(ignored + unused))
 
 

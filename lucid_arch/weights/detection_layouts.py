@@ -3,10 +3,11 @@
 A detection checkpoint is an encoder under ``backbone.`` (converted by the encoder tables of
 :mod:`lucid_arch.weights.layouts`: the official PVT detection repository keeps the official
 names, mmdetection's own PVT its ``layers.*``), an FPN under ``neck.`` and the detector's heads.
-A :class:`DetectorLayout` renames the last two; its fields mean what a
-:class:`~lucid_arch.weights.head_layouts.HeadLayout`'s do, plus ``detector`` (the
-``model.detector.type`` it fills) and ``background_last``: the checkpoint's box classifier has
-the background as its last output (mmdetection 2.x), where ours has it first (torchvision's).
+A :class:`DetectorLayout` renames the last two: a
+:class:`~lucid_arch.weights.head_layouts.HeadLayout` (neck 'fpn', no decode head) plus
+``detector`` (the ``model.detector.type`` it fills) and ``background_last``: the checkpoint's box
+classifier has the background as its last output (mmdetection 2.x), where ours has it first
+(torchvision's).
 Nothing here runs.
 
 Our names (lucid_arch.modeling.detection): the FPN keeps mmdetection's (``neck.lateral_convs.i.conv``,
@@ -22,24 +23,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-W = r"(?P<param>weight|bias)"
+from .head_layouts import W, HeadLayout
 
 
 @dataclass(frozen=True)
-class DetectorLayout:
-    name: str
-    source: str  # who writes checkpoints this way
-    signature: str  # a key (regular expression, whole key) only this layout has
-    rows: tuple[tuple[str, str], ...]
-    detector: str  # the model.detector.type it fills
+class DetectorLayout(HeadLayout):
+    detector: str = "none"  # the model.detector.type it fills
     background_last: bool = False  # the box classifier's background is its last output (reordered to first)
-    ignored: tuple[str, ...] = ()  # keys no model of ours has: dropped and reported
-    notes: tuple[str, ...] = ()
 
 
 _NECK = (rf"neck\.(?P<conv>lateral_convs|fpn_convs)\.(?P<i>\d+)\.conv\.{W}", "neck.{conv}.{i}.conv.{param}")
 
 MMDET_RETINANET = DetectorLayout(
+    neck="fpn",
     name="mmdet_retinanet",
     source="mmdetection 2.x's RetinaNet (RetinaHead: bbox_head.cls_convs, retina_cls, retina_reg), as the official "
            "PVT detection repository (whai362/PVT detection/) trains and releases it",
@@ -55,6 +51,7 @@ MMDET_RETINANET = DetectorLayout(
 )
 
 MMDET_MASK_RCNN = DetectorLayout(
+    neck="fpn",
     name="mmdet_mask_rcnn",
     source="mmdetection 2.x's Mask R-CNN (rpn_head, roi_head.bbox_head Shared2FCBBoxHead, roi_head.mask_head "
            "FCNMaskHead), as the official PVT detection repository (whai362/PVT detection/) trains and releases it",
@@ -83,6 +80,7 @@ MMDET_MASK_RCNN = DetectorLayout(
 _OURS = ((r"(?P<key>(?:neck|head|rpn|roi_heads)\..+)", "{key}"),)
 
 RETINANET = DetectorLayout(
+    neck="fpn",
     name="retinanet",
     source="this project's RetinaNet models (retinanet_*: torchvision's head names)",
     signature=r"head\.classification_head\.cls_logits\.weight",
@@ -91,6 +89,7 @@ RETINANET = DetectorLayout(
 )
 
 MASK_RCNN = DetectorLayout(
+    neck="fpn",
     name="mask_rcnn",
     source="this project's Mask R-CNN models (mask_rcnn_*: torchvision's rpn and roi_heads names)",
     signature=r"roi_heads\.box_predictor\.cls_score\.weight",

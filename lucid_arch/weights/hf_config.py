@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..modeling.spec import ModelSpec
+from ..safe_io import read_bounded
+
+MAX_CONFIG_BYTES = 16 << 20  # a model hub's config.json is a few KiB
 
 # model_type -> {Hugging Face config field: our schema field}
 HF_FIELDS: dict[str, dict[str, str]] = {
@@ -80,10 +83,7 @@ def config_differences(config_file: Path, spec: ModelSpec) -> Optional[str]:
     A config.json of an unknown ``model_type`` (or unreadable) is not compared: the key check
     that follows still catches any other architecture.
     """
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError):
-        return None
+    config = _read_config(config_file)
     table = HF_FIELDS.get(config.get("model_type")) if isinstance(config, dict) else None
     if table is None:
         return None
@@ -112,9 +112,17 @@ def config_differences(config_file: Path, spec: ModelSpec) -> Optional[str]:
     return "; ".join(f"{t} {_text(tv)} there, {o} {_text(ov)} here" for t, tv, o, ov in differences)
 
 
+def _read_config(config_file: Path) -> Any:
+    """config.json's content; None when it cannot be read, or is not a small file (a FIFO, gigabytes: never waited on or read)."""
+    try:
+        return json.loads(read_bounded(config_file, MAX_CONFIG_BYTES))
+    except (OSError, ValueError):
+        return None
+
+
 def matching_overrides(config_file: Path, spec: ModelSpec) -> str:
     """The overrides that build what config.json describes, e.g. 'model.embed_dims=[...] model.depths=[...]'."""
-    config = json.loads(config_file.read_text())
+    config = _read_config(config_file)
     table = HF_FIELDS[config["model_type"]]
     wanted = ["embed_dims", "depths", "num_heads", "mlp_ratios", "sr_ratios", "linear"]
     if model_values(spec)["decode_head.channels"] is not None:

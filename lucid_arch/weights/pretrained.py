@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..modeling.memory_check import weight_bytes
-from ..modeling.model import PyramidVisionTransformer
 from ..modeling.segmentation import SegmentationModel
 from .adapt import backbone_drops, decode_head_reason, fit_position_tables, head_reason, random_head_error
 from .convert import ENCODER_PREFIX, Conversion, convert, detect_layout
 from .convert_detection import DetectorLayoutError, convert_detection, fit_detector_head
 from .convert_segmentation import HEAD_PREFIXES, HeadLayoutError, convert_segmentation
-from .detection_layouts import DETECTOR_PREFIXES, DetectorLayout
+from .detection_layouts import DETECTOR_LAYOUTS, DETECTOR_PREFIXES, DetectorLayout
 from .declared_size import model_budget
 from .files import CheckpointError, hf_config_path, read_checkpoint, resolve_checkpoint
 from .head_layouts import HeadLayout
@@ -54,7 +53,8 @@ class LoadReport:
     head_layout: str = ""  # the neck and decode head's (head_layouts) or detector's (detection_layouts); "" when none was loaded
 
     def __str__(self) -> str:
-        where = f"{self.layout} layout" + (f"; decode head {self.head_layout}" if self.head_layout else "")
+        part = "detector" if self.head_layout in DETECTOR_LAYOUTS else "decode head"
+        where = f"{self.layout} layout" + (f"; {part} {self.head_layout}" if self.head_layout else "")
         parts = [f"loaded {self.loaded} tensors from {self.path} ({where})"]
         if self.head_reinitialized:
             parts.append(f"head re-initialised: {self.head_reason}")
@@ -173,27 +173,19 @@ def _convert(
     """(encoder, neck + decode head or detector heads in our names, their layout, ignored keys, head keys
     not read (strict=False))."""
     try:
-        if detection:
-            try:
-                whole = convert_detection(raw, layout)
-                return whole.encoder, whole.head, whole.head_layout, whole.ignored, []
-            except DetectorLayoutError:
-                if strict:
-                    raise
-                encoder = convert(raw, layout)
-                unread = [k for k in encoder.ignored if k.startswith(DETECTOR_PREFIXES)]
-                return encoder, {}, None, tuple(k for k in encoder.ignored if k not in unread), unread
-        if not segmentation:
+        if not (segmentation or detection):
             encoder = convert(raw, layout)
             return encoder, {}, None, encoder.ignored, []
+        whole_model, unknown, prefixes = ((convert_detection, DetectorLayoutError, DETECTOR_PREFIXES) if detection
+                                          else (convert_segmentation, HeadLayoutError, HEAD_PREFIXES))
         try:
-            whole = convert_segmentation(raw, layout)
+            whole = whole_model(raw, layout)
             return whole.encoder, whole.head, whole.head_layout, whole.ignored, []
-        except HeadLayoutError:
+        except unknown:
             if strict:
                 raise
             encoder = convert(raw, layout)
-            unread = [k for k in encoder.ignored if k.startswith(HEAD_PREFIXES)]
+            unread = [k for k in encoder.ignored if k.startswith(prefixes)]
             return encoder, {}, None, tuple(k for k in encoder.ignored if k not in unread), unread
     except ValueError as err:
         raise CheckpointError(f"pretrained weights {file}: {_after_colon(err)}") from None

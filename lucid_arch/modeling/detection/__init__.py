@@ -41,6 +41,17 @@ from .guard import require_torchvision
 
 require_torchvision()
 
-from .model import DetectionModel, build_detector  # noqa: E402
+from ..spec import ModelSpec  # noqa: E402
+from .mask_rcnn import MaskRCNNModel  # noqa: E402
+from .model import DetectionModel  # noqa: E402
+from .retinanet import RetinaNetModel  # noqa: E402
 
-__all__ = ["DetectionModel", "build_detector"]
+KINDS: dict[str, type[DetectionModel]] = {"retinanet": RetinaNetModel, "mask_rcnn": MaskRCNNModel}  # model.detector.type
+
+
+def build_detector(spec: ModelSpec) -> DetectionModel:
+    """The detector a spec describes (``spec.detection.kind``)."""
+    return KINDS[spec.detection.kind](spec)
+
+
+__all__ = ["DetectionModel", "MaskRCNNModel", "RetinaNetModel", "build_detector"]

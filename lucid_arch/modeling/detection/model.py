@@ -108,11 +108,3 @@ class DetectionModel(nn.Module):
 
     def __repr__(self) -> str:
         return f"{lucid_call(self.spec)}\n{super().__repr__()}"
-
-
-def build_detector(spec: ModelSpec) -> DetectionModel:
-    """The detector a spec describes (``spec.detection.kind``)."""
-    from .mask_rcnn import MaskRCNNModel
-    from .retinanet import RetinaNetModel
-
-    return {"retinanet": RetinaNetModel, "mask_rcnn": MaskRCNNModel}[spec.detection.kind](spec)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from torchvision.models.detection import _utils as det_utils
-from torchvision.models.detection.retinanet import RetinaNet, RetinaNetClassificationHead, RetinaNetHead, RetinaNetRegressionHead
+from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
 from torchvision.ops.misc import Conv2dNormActivation
 
 from ..spec import DetectionSpec, ModelSpec

@@ -42,6 +42,6 @@ class PyramidRoIAlign(MultiScaleRoIAlign):
             out[picked] = pooled.to(out.dtype)
         return out
 
-    def extra_repr(self) -> str:
-        return (f"levels={list(self.featmap_names)}, strides={list(self.strides)}, output_size={self.output_size}, "
-                f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}")
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(levels={list(self.featmap_names)}, strides={list(self.strides)}, "
+                f"output_size={self.output_size}, sampling_ratio={self.sampling_ratio}, aligned={self.aligned})")
