@@ -184,3 +184,30 @@ def slurm_job_name(slurm_partition):
     name = f"lucid-test-{uuid.uuid4().hex[:10]}"
     yield name
     subprocess.run(["scancel", "--name", name], capture_output=True, timeout=30)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+POSTGRES_ENV = "LUCID_ARCH_TEST_POSTGRES_URL"  # .ci/run exports it after .ci/postgres.sh up
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The URL of a PostgreSQL database the tests may write studies to; skip without one (fail in CI).
+
+    ``.ci/postgres.sh up`` starts one on this machine and ``.ci/postgres.sh url`` prints its URL.
+    A URL that is set must work: a server that does not answer fails the test, it never skips.
+    """
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        why = f"{POSTGRES_ENV} is unset (.ci/postgres.sh up starts a server; export {POSTGRES_ENV}=\"$(.ci/postgres.sh url)\")"
+        if REQUIRE_SLURM:  # CI starts the server with the cluster: there a skip would hide a missing service
+            pytest.fail(f"LUCID_ARCH_REQUIRE_SLURM=1 but {why}")
+        pytest.skip(why)
+    import optuna
+
+    try:
+        optuna.storages.RDBStorage(url).get_all_studies()
+    except Exception as error:  # noqa: BLE001 - said whole: the URL was given, so it must work
+        pytest.fail(f"{POSTGRES_ENV}={url}: the server does not answer: {type(error).__name__}: {error}")
+    return url

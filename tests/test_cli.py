@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import lucid_arch
 from lucid_arch.cli.job_names import job_dir_name
@@ -211,6 +212,21 @@ def test_config_only_commands_never_import_torch(case, tmp_path):
     assert "lucid_arch.cli.app" in imported  # the trace really covered the app
 
 
+def test_help_lists_every_task_the_search_and_the_loggers(capsys):
+    from lucid_arch.cli.jobs import TASKS
+
+    code, out, _ = run_main(["--help"], capsys)
+    assert code == 0
+    tasks = out.split("Tasks (task=NAME")[1].split("\n\n")[0].splitlines()[1:]
+    assert [line.split()[0] for line in tasks] == list(TASKS)  # one line each, in the app's order
+    assert all(len(line.split(None, 1)[1]) > 30 for line in tasks)
+    for said in ("lucid-arch -m hydra/sweeper=optuna task=train", "lucid-arch +experiment=search_shapes",
+                 "hydra.sweeper.storage=sqlite|journal|URL", "hydra/launcher=joblib | submitit_slurm",
+                 "logger (conf/logger/):         many, mlflow, none, tensorboard",
+                 "hydra/sweeper/sampler, pruner: nsgaii, random, tpe; median, successive_halving", "Ctrl-C or SIGTERM"):
+        assert said in out, said
+
+
 def test_cfg_job_through_the_console_script(tmp_path):
     proc = run_script("--cfg", "job", "model=pvt_v2_b2_li", "model.num_classes=10", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -240,15 +256,13 @@ def test_multirun_through_the_console_script(tmp_path):
     assert rows[0]["params"] == str(OFFICIAL_PARAMS["pvt_v2_b0"]) and rows[2]["params"] == str(OFFICIAL_PARAMS["pvt_v2_b1"])
     assert "num_heads[2] = 6" in rows[1]["error"] and rows[1]["params"] == ""
     assert rows[1]["overrides"] == "model=pvt_v2_b0 model.num_heads=[1,2,6,8]"
-    # Readable job directories, each with its summary.json.
+    # Short job directories (number, model, a hash of the overrides), each with its overrides and summary.json.
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert jobs == [
-        "0_model.num_heads=1-2-5-8__model=pvt_v2_b0",  # Hydra sorts the keys
-        "1_model.num_heads=1-2-6-8__model=pvt_v2_b0",
-        "2_model.num_heads=1-2-5-8__model=pvt_v2_b1",
-        "3_model.num_heads=1-2-6-8__model=pvt_v2_b1",
-    ]
+    assert [j.rsplit("_", 1)[0] for j in jobs] == ["0_pvt_v2_b0", "1_pvt_v2_b0", "2_pvt_v2_b1", "3_pvt_v2_b1"]
+    assert jobs[0] == job_dir_name(0, "model.num_heads=[1,2,5,8]__model=pvt_v2_b0", "pvt_v2_b0")  # Hydra sorts the keys
+    assert len({j.rsplit("_", 1)[1] for j in jobs}) == 4 and [r["dir"] for r in rows] == jobs
     assert all((sweep_dir / j / "summary.json").is_file() for j in jobs)
+    assert yaml.safe_load((sweep_dir / jobs[1] / ".hydra/overrides.yaml").read_text()) == ["model=pvt_v2_b0", "model.num_heads=[1,2,6,8]"]
     md = (sweep_dir / "sweep.md").read_text()
     assert "| 1 | `model=pvt_v2_b0 model.num_heads=[1,2,6,8]` | pvt_v2_b0 | failed |" in md
     assert (sweep_dir / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -306,17 +320,21 @@ def test_two_job_sweep_through_a_launcher(launcher, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "expected"),
+    ("overrides", "model", "expected"),
     [
-        ("model=pvt_v2_b1__model.depths=[2,2,2,2]", "3_model=pvt_v2_b1__model.depths=2-2-2-2"),
-        ("model.linear=[true,false]__model.name='a b'", "3_model.linear=true-false__model.name=ab"),
-        ("hydra.searchpath=[file:///x/y]", "3_hydra.searchpath=file----x-y"),
-        ("", "3"),
+        ("model=pvt_v2_b1__model.depths=[2,2,2,2]", "pvt_v2_b1", "3_pvt_v2_b1_"),
+        ("model.linear=[true,false]__model.name='a b'", "pvt_v2_b0", "3_pvt_v2_b0_"),
+        ("model.depths=[2,2,2,2]", "../my models/x", "3_..-my-models-x_"),  # a user's choice, made a file name
+        ("", "pvt_v2_b0", "3_pvt_v2_b0"),
+        ("model.depths=[2,2,2,2]", "", "3_"),
     ],
 )
-def test_job_dir_names_have_no_brackets_or_commas(overrides, expected):
-    assert job_dir_name(3, overrides) == expected
-    assert len(job_dir_name(3, "model.depths=" + "[1,2]" * 100)) <= 120
+def test_job_dir_names_are_number_model_and_a_hash_of_the_overrides(overrides, model, expected):
+    name = job_dir_name(3, overrides, model)
+    assert name.startswith(expected) and len(name) == len(expected) + (6 if overrides else 0)
+    assert job_dir_name(3, overrides, model) == name and job_dir_name(4, overrides, model)[1:] == name[1:]  # the same jobs, the same hash
+    assert job_dir_name(3, "model.depths=" + "[1,2]" * 100, "pvt_v2_b0") == "3_pvt_v2_b0_" + job_dir_name(0, "model.depths=" + "[1,2]" * 100)[2:]
+    assert "/" not in name and " " not in name
 
 
 def test_a_variant_from_a_user_config_dir(capsys):

@@ -158,7 +158,7 @@ def test_parts_are_torchvisions():
 @pytest.mark.parametrize("kind", ["retinanet", "mask_rcnn"])
 def test_tiny_detector_trains_and_detects(kind):
     torch.manual_seed(0)
-    model = tiny(kind, detector={"score_threshold": 0.0})
+    model = tiny(kind, detector={"score_threshold": 0.0, "detections_per_image": 10})
     images = _images()
     losses = model.train()(images, _targets(images, kind == "mask_rcnn"))
     want = {"classification", "bbox_regression"} if kind == "retinanet" else \
@@ -172,7 +172,7 @@ def test_tiny_detector_trains_and_detects(kind):
     assert len(found) == 2
     for image, det in zip(images, found):
         k = det["boxes"].shape[0]
-        assert 0 < k <= 100 and det["scores"].shape == (k,) and det["labels"].dtype == torch.int64
+        assert k == 10 and det["scores"].shape == (k,) and det["labels"].dtype == torch.int64
         assert int(det["labels"].min()) >= 0 and int(det["labels"].max()) <= 2  # the app's ids, 0..num_classes-1
         assert bool((det["scores"][:-1] >= det["scores"][1:]).all())
         h, w = image.shape[1:]
@@ -335,6 +335,7 @@ def test_summary_shows_neck_and_head_rows_with_anchors(capsys):
         (["model.detector.min_size=2000"], "model.detector.min_size", "above detector.max_size = 1333"),
         (["model.roi.sampling_ratio=-1"], "model.roi.sampling_ratio", "must lie in [0, 64]"),
         (["model.anchors.base_scale=1000"], "model.anchors.base_scale", "keep anchors within 65,536 px"),
+        (["model.patch_strides=[4,2,3,2]"], "model.neck.start_level", "doubles its stride from level to level"),
     ],
 )
 def test_a_bad_section_value_is_one_problem_naming_its_key(override, key, words):

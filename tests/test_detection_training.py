@@ -78,7 +78,7 @@ def rle_counts(mask: torch.Tensor) -> list[int]:
 
 
 def write_coco(root: Path, num: int = 12, size: int = 64, seed: int = 0, category_ids=(3, 7, 11), crowd: bool = False,
-               name: str = "instances.json", scale: int = 1) -> Path:
+               name: str = "instances.json", scale: int = 1, names=("zeta", "alpha", "mid")) -> Path:
     """A COCO-format folder from the shapes (``scale`` x larger images): three of their classes under gapped ids."""
     shapes = ShapesDataset(num, size, seed, detection=True)
     images_dir = root / "images"
@@ -101,7 +101,7 @@ def write_coco(root: Path, num: int = 12, size: int = 64, seed: int = 0, categor
     if crowd:
         annotations.append({"id": len(annotations) + 1, "image_id": 100, "category_id": category_ids[0], "bbox": [0, 0, 5, 5],
                             "area": 25.0, "iscrowd": 1})
-    categories = [{"id": c, "name": n} for c, n in zip(category_ids, ("zeta", "alpha", "mid"))]
+    categories = [{"id": c, "name": n} for c, n in zip(category_ids, names)]
     path = root / name
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories[::-1]}))
     return path

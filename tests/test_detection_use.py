@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lucid_arch.cli import app
@@ -153,7 +152,7 @@ def test_eval_on_a_whole_coco_file_and_on_data_of_other_classes(trained, tmp_pat
     summary = json.loads(Path("ev/summary.json").read_text())
     assert summary["eval"]["split"] == "all" and summary["metrics"]["images"] == 6  # one file alone is scored whole
     assert summary["eval"]["data"]["dataset"] == "coco"  # given annotations, the data is COCO-format
-    other = write_coco(tmp_path / "other", num=4, category_ids=(1, 2, 3))
+    other = write_coco(tmp_path / "other", num=4, names=("cat", "dog", "bird"))
     code, _, err = run_main(["task=eval", f"model.pretrained={trained}", f"task.data.root={tmp_path / 'other/images'}",
                              f"task.data.annotations={other}", "hydra.run.dir=ev2"], capsys)
     assert code == 2 and "task.data.annotations" in err and "zeta" in err

@@ -530,9 +530,7 @@ NOT_OUTPUTS = {
     "lucid_arch/safe_io.py": "atomic_write itself",
 }
 ATOMIC_HELPERS = {"torch_program.save"}  # functions that write through a temporary name themselves
-PENDING = {  # outputs written under their final name, owned elsewhere: see the report of issue 30
-    "lucid_arch/training/loop.py": "run_dir/config.yaml",
-}
+PENDING: dict[str, str] = {}  # outputs written under their final name, with the reason (none today)
 
 
 def direct_writes() -> list[str]:

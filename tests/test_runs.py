@@ -172,6 +172,20 @@ def test_bad_runs_are_one_paragraph_each(run, tmp_path):
     with pytest.raises(RunError, match="2 class names but the model has 11 classes"):
         read_run(old)
     (old / "inference.json").unlink()
+    os.mkfifo(old / "inference.json")  # refused by name, never waited on
+    with pytest.raises(RunError, match="inference.json is a FIFO"):
+        read_run(old)
+    (old / "inference.json").unlink()
+    summary = (old / "summary.json").read_bytes()
+    (old / "summary.json").unlink()
+    os.mkfifo(old / "summary.json")
+    with pytest.raises(RunError, match="summary.json is a FIFO"):
+        read_run(old)
+    (old / "summary.json").unlink()
+    (old / "summary.json").write_bytes(summary)
+    (old / ".lock").unlink(missing_ok=True)
+    os.mkfifo(old / ".lock")  # a planted FIFO lock: read without blocking, and no one holds it
+    assert read_run(old).status == "finished"
     (old / "config.yaml").write_text("- just\n- a list\n")
     with pytest.raises(RunError, match="config.yaml: not a mapping"):
         read_run(old)

@@ -112,7 +112,7 @@ def test_variant_files_state_only_their_differences():
 
 
 HYDRA_TARGETS = {  # conf/hydra/...: the classes Hydra instantiates, and nothing else
-    "default.yaml": ["${lucid_sweeper_class:}", "lucid_arch.cli.sweep_report.SweepReport"],
+    "default.yaml": ["${lucid_sweeper_class:}", "lucid_arch.cli.tracking_hooks.SweepTracking", "lucid_arch.cli.sweep_report.SweepReport"],
     "sweeper/optuna.yaml": ["hydra_plugins.lucid_arch_sweeps.OptunaSweeper"],
     "sweeper/sampler/tpe.yaml": ["optuna.samplers.TPESampler"],
     "sweeper/sampler/nsgaii.yaml": ["optuna.samplers.NSGAIISampler"],

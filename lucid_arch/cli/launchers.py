@@ -13,6 +13,8 @@ user's command line does not change. What they add:
 - **A cluster without accounting.** submitit asks ``sacct`` for job states; where SLURM keeps
   no accounting, sacct knows no job, submitit sees UNKNOWN forever and would wait for a dead
   job for ever. :class:`ScontrolWatcher` asks ``scontrol show job`` there instead.
+- **A stopped sweep stops its jobs.** Ctrl-C or SIGTERM on the sweep cancels the jobs it is
+  waiting for (scancel), so that no job runs on that nobody watches or records.
 - **One training on many tasks.** With ``hydra.launcher.nodes=N tasks_per_node=G`` every task
   of a job runs the job: together they are one DDP run (lucid_arch.training.launch_env gives each its
   rank). Task 0 alone writes the job's directory; the others write theirs into a temporary
@@ -82,7 +84,15 @@ class _KeepEveryOutcome:
         nums = [initial_job_idx + i for i in range(len(job_overrides))]
         calls = [(list(o), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()) for num, o in zip(nums, job_overrides)]
         jobs = executor.map_array(self, *zip(*calls))
-        return [_outcome(job, list(overrides)) for job, overrides in zip(jobs, job_overrides)]
+        try:
+            return [_outcome(job, list(overrides)) for job, overrides in zip(jobs, job_overrides)]
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM on the sweep: its jobs stop with it, none runs on unwatched
+            for job in jobs:
+                try:
+                    job.cancel(check=False)
+                except Exception:  # noqa: BLE001 - already ended, or the scheduler is gone: nothing left to stop
+                    pass
+            raise
 
     def _init_parameters(self) -> dict[str, Any]:
         """Executor arguments: max_num_timeout (prefixed with the cluster's name, as submitit wants)."""

@@ -216,6 +216,8 @@ class OptunaSweeper(Sweeper):
             if t.number in nums and self._summary(nums[t.number]).get("status") in ("ok", "pruned", "failed"):
                 self._tell_result(study, Trial(study, t._trial_id), nums[t.number], None, objectives)
         left = studies.interrupt_running(study, why)
+        if self.ledger["search"].get("pruner"):
+            studies.fail_curves(study)
         marks = {nums[t.number]: why for t in left if t.number in nums}
         if marks:
             sweep_ledger.mark_interrupted(self.sweep_dir, self.ledger, marks)

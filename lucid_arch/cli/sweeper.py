@@ -13,7 +13,9 @@ and no sweep.csv / .md / .png is written. This one (set in conf/hydra/default.ya
 3. launches them batch by batch; what a launcher raises, or says of a job that ended without a
    result, goes into the ledger beside the jobs it concerns, and the sweep goes on,
 4. returns, so Hydra calls the sweep report (lucid_arch.cli.sweep_report), which writes a row
-   for every job from what it left on disk and what the ledger says; the app exits 1.
+   for every job from what it left on disk and what the ledger says; the app exits 1;
+5. on Ctrl-C or SIGTERM (lucid_arch.cli.stopping) records why the jobs not done have no result,
+   and returns all the same: the report is written, and the app prints one line and exits 130 or 143.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from ..safe_io import atomic_write
-from . import sweep_ledger
+from . import stopping, sweep_ledger
 
 
 class Sweeper(BasicSweeper):
@@ -48,23 +50,50 @@ class Sweeper(BasicSweeper):
 
         returns = []
         first = 0
-        while not self.is_done():
-            batch = self.get_job_batch()
-            nums = range(first, first + len(batch))
-            try:
-                results = self.launcher.launch(batch, initial_job_idx=first)
-            except Exception as error:  # noqa: BLE001 -- whatever the launcher lost, the report still has every job
-                reason = f"the {type(self.launcher).__name__} lost the batch: {type(error).__name__}: {_one_line(error)}"
-                print(f"lucid-arch: {reason}", file=sys.stderr)
-                sweep_ledger.record_launcher_errors(sweep_dir, ledger, {num: reason for num in nums})
-                results = []
-            else:
-                died = {num: _one_line(r._return_value) for num, r in zip(nums, results) if r.status == JobStatus.FAILED}
-                if died:
-                    sweep_ledger.record_launcher_errors(sweep_dir, ledger, died)
-            returns.append(results)
-            first += len(batch)
+        try:
+            while not self.is_done():
+                batch = self.get_job_batch()
+                nums = range(first, first + len(batch))
+                try:
+                    results = self.launcher.launch(batch, initial_job_idx=first)
+                except Exception as error:  # noqa: BLE001 -- whatever the launcher lost, the report still has every job
+                    reason = f"the {type(self.launcher).__name__} lost the batch: {type(error).__name__}: {_one_line(error)}"
+                    print(f"lucid-arch: {reason}", file=sys.stderr)
+                    sweep_ledger.record_launcher_errors(sweep_dir, ledger, {num: reason for num in nums})
+                    results = []
+                else:
+                    died = {num: _one_line(r._return_value) for num, r in zip(nums, results) if r.status == JobStatus.FAILED}
+                    if died:
+                        sweep_ledger.record_launcher_errors(sweep_dir, ledger, died)
+                returns.append(results)
+                first += len(batch)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the jobs not done say why, and the report is still written
+            name = stopping.name_of(stopping.signal_of(stop))
+            states = _job_states(sweep_dir)
+            left = [j["num"] for j in ledger["jobs"] if states.get(j["num"]) not in ("ok", "failed", "pruned")]
+            sweep_ledger.record_launcher_errors(sweep_dir, ledger, {  # a job that started says so in its own summary.json
+                num: f"the sweep was stopped by {name} before this job started" for num in left if num not in states})
+            stopping.record_stop(stop, (
+                f"sweep stopped by {name}: {len(ledger['jobs']) - len(left)} of {len(ledger['jobs'])} jobs had finished, the "
+                f"other {len(left)} are interrupted or missing rows; the same command runs the sweep again in its directory "
+                f"(the rows so far: {sweep_dir / 'sweep.md'})."))
         return returns
+
+
+def _job_states(sweep_dir: Path) -> dict[int, str]:
+    """The status each started job's summary.json gives, by job number."""
+    from .jobs import SUMMARY_FILE, read_json
+
+    states = {}
+    for job_dir in sweep_ledger.job_dirs(sweep_dir):
+        head = job_dir.name.split("_")[0]
+        try:
+            record = read_json(job_dir / SUMMARY_FILE)
+        except (OSError, ValueError):
+            record = {}
+        if head.isdigit():
+            states[int(head)] = str(record.get("status", "")) if isinstance(record, dict) else ""
+    return states
 
 
 def keep_every_outcome(launcher: Any) -> Any:

@@ -47,8 +47,9 @@ def detection_problems(cfg: Mapping[str, Any], bad: set[str], add: Add, stage_st
         return
     strides = level_strides(cfg, stage_strides)
     if any(b != 2 * a for a, b in zip(strides, strides[1:])):
-        add("neck.start_level", f"the neck's levels have strides {strides}: a detector's pyramid doubles its stride "
-            "from level to level (anchors and RoI levels are assigned by size); use the encoder's default patch strides.")
+        add("neck.start_level", f"neck.start_level = {neck['start_level']}: the neck's levels have strides {strides}, "
+            "but a detector's pyramid doubles its stride from level to level (anchors and RoI levels are assigned by "
+            "size); use the encoder's default patch strides.")
         return
     if "anchors" in bad:
         return

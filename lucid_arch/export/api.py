@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -32,47 +31,8 @@ from . import metadata as meta
 from . import onnx_model, torch_program
 from .dynamic import ExportSettingError, InputShapes, find_spec, input_shapes
 from .input_check import with_size_checks
-from .verify import Check, check_shapes, failure, flat_outputs, run_checks
-
-INPUT_NAME = "image"
-
-
-@dataclass
-class ExportResult:
-    """What was written and how it was checked. ``files``: format -> path ('onnx_data' for external ONNX weights)."""
-
-    name: str
-    output_dir: Path
-    files: dict[str, Path]
-    shapes: InputShapes
-    opset: Optional[int]
-    input_name: str
-    output_names: list[str]
-    checks: list[Check] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)  # what both files carry (metadata.py), keys lucid_arch.*
-
-    def max_abs_diff(self, runtime: str) -> Optional[float]:
-        diffs = [c.max_abs_diff for c in self.checks if c.runtime == runtime]
-        return max(diffs) if diffs else None
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        """For summary.json: file names relative to the output directory (no machine paths)."""
-        return {
-            "files": {fmt: path.name for fmt, path in self.files.items()},
-            "opset": self.opset,
-            "input": {"name": self.input_name, **self.shapes.describe()},
-            "outputs": self.output_names,
-            "traced_input": list(self.shapes.sample),
-            "checks": [c.to_dict() for c in self.checks],
-            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
-            "metadata": self.metadata,
-        }
-
+from .result import INPUT_NAME, ExportResult
+from .verify import check_shapes, failure, flat_outputs, run_checks
 
 def _output_names(model: nn.Module, outputs: Sequence[torch.Tensor]) -> list[str]:
     """'logits' or 'stageN' for a PVT's outputs; 'output' / 'outputN' for any other model's."""

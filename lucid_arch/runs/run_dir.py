@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..safe_io import FileTooLarge, RefusedFile, read_bounded, write_text_atomic
 from .preprocessing import Preprocessing
 from .status import run_status
 
@@ -141,7 +142,7 @@ def read_run(path: Any) -> Run:
         raise RunError(f"{p}: no such file or directory; give a training run directory (the hydra.run.dir of task=train).")
     root, step, file = _locate(p)
     model, task = _model_and_task(root, step)
-    info = _read_json(root / INFERENCE) if (root / INFERENCE).is_file() else {}
+    info = _read_json(root / INFERENCE) if (root / INFERENCE).exists() else {}  # a FIFO there is refused by name
     kind = info.get("task") or _kind_of(model)
     if kind not in KINDS:
         raise RunError(f"{root / INFERENCE}: task = {kind!r}; expected one of {', '.join(KINDS)}. The file is damaged: "
@@ -152,7 +153,7 @@ def read_run(path: Any) -> Run:
                 else _preprocessing_from_task(task, model, kind))
     except ValueError as err:
         raise RunError(f"{root / INFERENCE}: {err}. The file is damaged: remove it, and the run is read from {CONFIG} instead.") from None
-    status, note = run_status(root, _read_json(root / SUMMARY) if (root / SUMMARY).is_file() else None,
+    status, note = run_status(root, _read_json(root / SUMMARY) if (root / SUMMARY).exists() else None,
                               finished=(root / WEIGHTS).is_file())
     return Run(root=root, model=model, task=task, kind=kind, classes=classes, preprocessing=prep, status=status,
                status_note=note, ignore_index=int(info.get("ignore_index", IGNORE_INDEX)), step_dir=step, named_file=file)
@@ -183,7 +184,7 @@ def _model_and_task(root: Path, step: Optional[Path]) -> tuple[dict[str, Any], d
 def _classes(root: Path, info: dict[str, Any], model: dict[str, Any]) -> tuple[str, ...]:
     count = model.get("num_classes")
     names = info.get("classes")
-    if names is None and (root / SUMMARY).is_file():
+    if names is None and (root / SUMMARY).exists():
         names = ((_read_json(root / SUMMARY).get("train") or {}).get("classes"))
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         names = [str(i) for i in range(count if isinstance(count, int) else 0)]
@@ -210,14 +211,16 @@ def _preprocessing_from_task(task: dict[str, Any], model: dict[str, Any], kind: 
 
 
 def _read_text(file: Path) -> str:
+    """The file's text, refused (never waited on) when it is a FIFO or device, and bounded in size."""
     try:
-        with open(file, "rb") as f:
-            data = f.read(MAX_TEXT_BYTES + 1)
+        data = read_bounded(file, MAX_TEXT_BYTES)
+    except FileTooLarge:
+        raise RunError(f"{file}: over {MAX_TEXT_BYTES >> 20} MiB, far more than a run writes; not read. The file is not "
+                       "a run's own: remove it or point model.pretrained at another run.") from None
+    except RefusedFile as err:
+        raise RunError(f"{err}; a run's files are regular files: remove it or point model.pretrained at another run.") from None
     except OSError as err:
         raise RunError(f"{file}: cannot be read ({err.strerror or err}).") from None
-    if len(data) > MAX_TEXT_BYTES:
-        raise RunError(f"{file}: over {MAX_TEXT_BYTES >> 20} MiB, far more than a run writes; not read. The file is not "
-                       "a run's own: remove it or point model.pretrained at another run.")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -248,12 +251,6 @@ def _read_yaml(file: Path) -> dict[str, Any]:
 
 def write_inference_info(root: Path, kind: str, classes: list[str], preprocessing: Preprocessing) -> Path:
     """Write ``inference.json`` (whole or not at all): what using the run's model needs besides its weights."""
-    import os
-
     info = {"format": 1, "task": kind, "classes": list(classes), "ignore_index": IGNORE_INDEX,
             "preprocessing": preprocessing.to_dict()}
-    path = Path(root) / INFERENCE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(Path(root) / INFERENCE, json.dumps(info, indent=1) + "\n")

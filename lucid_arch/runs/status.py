@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,9 +22,12 @@ LOCK_FILE = ".lock"  # lucid_arch/training/run_lock.py writes it
 
 def lock_holder(job_dir: Path) -> Optional[str]:
     """Who trains in ``job_dir`` now ('pid N on HOST since ...'), or None when nobody does."""
-    try:
-        fd = os.open(Path(job_dir) / LOCK_FILE, os.O_RDONLY)
+    try:  # non-blocking: a FIFO planted as .lock must not hang whoever reads the run
+        fd = os.open(Path(job_dir) / LOCK_FILE, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

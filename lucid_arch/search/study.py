@@ -148,3 +148,19 @@ def interrupt_running(study: Any, why: str) -> list[Any]:
         study._storage.set_trial_user_attr(t._trial_id, REASON, why)
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
     return left
+
+
+def fail_curves(study: Any) -> None:
+    """Pruning curves (``NAME.val_acc``) still RUNNING although their trial ended (interrupted): closed as FAIL.
+
+    A job killed mid-training, or cancelled as it started (its curve opened after the stop), cannot
+    close its own; no curve should stay RUNNING once its trial is over.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    ended = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    curves = optuna.load_study(study_name=study.study_name + CURVES, storage=study._storage)
+    for t in curves.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("trial") in ended:
+            curves.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)

@@ -15,6 +15,7 @@ Outside a search none of this runs: the variable is unset.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -63,7 +64,8 @@ class EpochReporter:
                                         pruner=self.pruner)
         self.trial = self.curves.ask()
         self.trial.set_user_attr("trial", link.number)
-        self.done = False
+        self.trial.set_user_attr("node", os.environ.get("SLURMD_NODENAME") or socket.gethostname())  # where it trained
+        self.done, self.unnamed = False, True
 
     def __call__(self, record: dict[str, Any]) -> None:
         from optuna.trial import TrialState
@@ -74,12 +76,26 @@ class EpochReporter:
         if name is None:
             return
         score = float(record[name])
+        if self.unnamed:
+            self._name_curves(name)
         self.trial.report(score, int(record["epoch"]))
         if self.trial.should_prune():
             self.curves.tell(self.trial, state=TrialState.PRUNED)
             self.done = True
             raise StopTraining(f"pruned after epoch {record['epoch']} by the {type(self.pruner).__name__}: {name} "
                                f"{score:.4f} was behind the trials before it at that epoch")
+
+    def _name_curves(self, name: str) -> None:
+        """The pruning study's one objective named after what it holds (val_acc, val_miou or val_box_ap), once per job."""
+        import warnings
+
+        import optuna
+
+        self.unnamed = False
+        if self.curves.metric_names != [name]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.curves.set_metric_names([name])  # jobs doing it at once is harmless: Optuna upserts the attribute
 
     def fail(self) -> None:
         """The training failed: its curve is closed as FAIL, so the pruner never waits on it."""

@@ -115,16 +115,17 @@ class Detection:
 
     # --- validation -----------------------------------------------------------------------
 
-    def evaluate(self, model: torch.nn.Module, dataset: Any, inputs: Any, env: Any, precision: str, batch: int,
-                 workers: int = 0) -> dict[str, Any]:
-        """COCO's figures over the whole validation split, every rank detecting its share (see the module docstring)."""
-        from .loop import _all_unreadable, _autocast, _loader
+    def evaluate(self, model: torch.nn.Module, dataset: Any, inputs: Any, env: Any, batch: int, workers: int, *,
+                 loader: Any, autocast: Any, unreadable: Any) -> dict[str, Any]:
+        """COCO's figures over the whole validation split, every rank detecting its share (see the module docstring).
 
+        The loop lends its ``loader`` (dataset, order, batch, workers -> batches), its ``autocast``
+        context and ``unreadable`` (dataset, split -> the error for a split of which nothing could be read)."""
         order = list(range(env.rank, len(dataset), env.world_size))
         found: dict[int, dict[str, Any]] = {}
         model.eval()
-        with torch.no_grad(), _autocast(precision, env.device):
-            for images, targets in _loader(dataset, order, batch, workers):
+        with torch.no_grad(), autocast:
+            for images, targets in loader(dataset, order, batch, workers):
                 if not len(targets):
                     continue
                 x, _ = self.prepare(inputs, images, targets)
@@ -134,7 +135,7 @@ class Detection:
         record, error = None, None
         if env.is_main:
             if not found and len(dataset):
-                error = _all_unreadable(dataset, "validation")
+                error = unreadable(dataset, "validation")
             else:
                 record = self.score(dataset, found)
         record, error = _broadcast([record, error], env)

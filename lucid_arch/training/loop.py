@@ -32,6 +32,7 @@ from . import checkpoint as ckpt
 from .cross_rank_norm import cross_rank_batch_norms
 from .distributed import Dist, all_reduce_sum, barrier, setup
 from ..runs.preprocessing import Preprocessing
+from ..safe_io import write_text_atomic
 from ..runs.run_dir import BEST_WEIGHTS, write_inference_info
 from .objectives import best_record, objective_for
 from .optim import lr_at, make_optimizer, set_lr
@@ -153,7 +154,8 @@ def evaluate(model: nn.Module, dataset: Any, inputs: _Inputs, env: Dist, precisi
     and val_acc, or for a segmentation objective val_pixel_acc, val_miou and per-class val_iou."""
     objective = objective or objective_for(False, 0, 0.0)
     if hasattr(objective, "evaluate"):  # a detector: COCO's evaluation of the whole split (detection_objective.py)
-        return objective.evaluate(model, dataset, inputs, env, precision, batch, workers)
+        return objective.evaluate(model, dataset, inputs, env, batch, workers, loader=_loader, autocast=_autocast(precision, env.device),
+                                  unreadable=_all_unreadable)
     order = list(range(env.rank, len(dataset), env.world_size))  # no padding: every image counted once
     counts = objective.eval_zero()
     model.eval()
@@ -417,7 +419,7 @@ def _fit(model_cfg: ModelConfig, task: TrainConfig, run_dir: Path, hold: context
                     break
         if env.is_main:
             ckpt.save_weights(model, run_dir / ckpt.WEIGHTS, {"model": model_cfg.name})
-            (run_dir / ckpt.CONFIG).write_text(config_yaml)
+            write_text_atomic(run_dir / ckpt.CONFIG, config_yaml)
     finally:
         progress.close()
     images = sum(r["images_per_second"] * r["epoch_seconds"] for r in history)

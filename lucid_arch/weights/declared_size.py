@@ -132,7 +132,8 @@ def check_declared_size(shown: Path, files: Sequence[Path], max_bytes: Optional[
     if limit is not None and total > limit:
         raise DeclaredSizeError(
             f"{what}, more than {where} ({size_text(limit)}): loading it would exhaust memory. Nothing was loaded. Free "
-            "memory, or load it on a machine that has more.")
+            "memory, or load it on a machine that has more (LUCID_ARCH_MEMORY_LIMIT=off skips this check, a size such as "
+            "64G sets the limit).")
 
 
 def _memory_limit() -> tuple[Optional[int], str]:
