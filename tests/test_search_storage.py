@@ -93,6 +93,17 @@ def test_a_storage_that_cannot_serve_is_one_paragraph(setting, said, capsys):
     assert not list(Path("x").glob("*/summary.json"))
 
 
+def test_a_journal_that_is_not_one_is_named_before_anything_runs(capsys):
+    Path("j").mkdir()
+    os.mkfifo("j/study.journal")  # Optuna would wait on it for ever
+    code, _, err = run_main([*SUMMARY_SEARCH, "hydra.sweeper.storage=journal", "hydra.sweep.dir=j"], capsys)
+    assert code == 2 and f"the search's study {Path('j/study.journal').absolute()} " in err and err.count("\n") == 1, err
+    os.remove("j/study.journal")
+    Path("j/study.journal").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    code, _, err = run_main([*SUMMARY_SEARCH, "hydra.sweeper.storage=journal", "hydra.sweep.dir=j"], capsys)
+    assert code == 2 and "is an SQLite database, not Optuna's journal (hydra.sweeper.storage=sqlite reads it)" in err, err
+
+
 def test_a_search_continues_only_in_its_own_study(capsys):
     assert run_main([*SUMMARY_SEARCH, "hydra.sweeper.n_trials=1", "hydra.sweep.dir=s"], capsys)[0] == 0
     code, _, err = run_main([*SUMMARY_SEARCH, "hydra.sweeper.storage=journal", "hydra.sweeper.n_trials=2", "hydra.sweep.dir=s"], capsys)
@@ -166,7 +177,7 @@ def test_one_postgresql_study_for_trials_on_both_slurm_nodes_stopped_and_resumed
         assert first.returncode == 128 + signal.SIGTERM, err[-3000:]
         said = [line for line in err.splitlines() if line.startswith("lucid-arch: search stopped")]
         assert said == ["lucid-arch: search stopped by SIGTERM: 2 trial(s) in flight marked interrupted, 0 of 2 trials done; "
-                        f"the same command continues it (the rows so far: s/sweep.md)."] and "Traceback" not in err
+                        "the same command continues it (the rows so far: s/sweep.md)."] and "Traceback" not in err
         assert err.rstrip().endswith(said[0])  # the last line: nothing after the stop
         study = optuna.load_study(study_name=name, storage=postgres_url)
         assert outcomes(study) == [("FAIL", "interrupted")] * 2

@@ -78,7 +78,7 @@ def test_a_stopped_search_settles_its_trials_and_the_same_command_finishes_it(tm
     """Ctrl-C while the second trial trains: one line; the trial is FAIL/interrupted in the study, its row and its
     ledger entry say so, and its curve in the pruning study is closed. Run again: the search completes its
     3 counted trials and exits 0, the interrupted trial a row that says "interrupted"."""
-    args = [*SEARCH, *TINY_TRAIN, "task.epochs=6", "model.depths=choice([1,1,1,1],[1,1,2,1],[1,2,1,1],[2,1,1,1])",
+    args = [*SEARCH, *TINY_TRAIN, "task.epochs=4", "model.depths=choice([1,1,1,1],[1,1,2,1],[1,2,1,1],[2,1,1,1])",
             "search.objectives=[val_acc,params]", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "hydra.sweep.dir=k",
             "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 0.0}"]  # never prunes; each job reports
     code, err = stop_when_training(args, tmp_path, "k/1_*/summary.json", signal.SIGINT)

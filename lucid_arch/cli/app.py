@@ -194,7 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     argv = completion.completion_argv(list(sys.argv[1:] if argv is None else argv))
     scratch = _quiet_rank(argv)
-    if not any(a.partition("=")[0].lstrip("+~") == "hydra/job_logging" for a in argv):
+    completing = "-sc" in argv or "--shell-completion" in argv  # runs no job; argparse takes no override before -sc's value
+    if not completing and not any(a.partition("=")[0].lstrip("+~") == "hydra/job_logging" for a in argv):
         # log records on stderr: stdout holds only the report (conf/hydra/job_logging)
         argv.insert(_after_last_override(argv), "hydra/job_logging=stderr")
     sweep_report.reset()
@@ -205,7 +206,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         _check_config_dirs(argv)
         _check_globs(argv)
-        with model_files_checked(), completion.public_options(), stopping.sigterm_raises():
+        # One process of several (torchrun, srun): their launcher stops them, as they expect, with no cleanup to wait on.
+        alone = launch_env.detect().world_size == 1
+        with model_files_checked(), completion.public_options(), stopping.sigterm_raises(alone):
             _app()
     except jobs.JobFailed as failed:  # a single run's job, already explained
         _fail(failed.message, int(failed.code))

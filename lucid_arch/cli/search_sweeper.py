@@ -15,9 +15,13 @@ Optuna, and adds what a search over architectures needs:
    submitit on SLURM), each job told its trial (lucid_arch.search.trial) so that its training
    can be pruned per epoch and its latency measured;
 3. objectives are metrics of the jobs' summary.json (``search.objectives``), read back here;
-4. the study lives in the sweep directory (SQLite), recorded in the sweep's ledger, so the same
-   command continues a stopped search: trials it left running are marked failed, not counted;
-5. the sweep report (lucid_arch.cli.sweep_report) adds the Pareto front.
+4. the study lives in the sweep directory (SQLite, or a journal file) or on a database server
+   (lucid_arch.search.storage), recorded in the sweep's ledger, so the same command continues a
+   stopped search; it names its objectives, for Optuna's CLI and optuna-dashboard;
+5. Ctrl-C or SIGTERM settles the trials in flight (interrupted: FAIL in the study, marked in the
+   ledger, not counted) and still writes the report; the app prints one line (lucid_arch.cli.stopping).
+   A search killed outright has its trials settled the same way when run again;
+6. the sweep report (lucid_arch.cli.sweep_report) adds the Pareto front.
 """
 
 from __future__ import annotations
@@ -57,6 +61,13 @@ def _one_line(value: Any, limit: int = 400) -> str:
 
 def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _in_sweep_dir(spec: str) -> str:
+    """``sqlite`` or ``journal`` for a study file the sweep directory holds under its default name, else ''."""
+    file = study_storage.journal_file(spec) or studies.sqlite_file(spec)
+    kind = "journal" if study_storage.journal_file(spec) else "sqlite"
+    return kind if file is not None and file.name == ("study.journal" if kind == "journal" else "study.db") else ""
 
 
 class OptunaSweeper(Sweeper):
@@ -258,10 +269,7 @@ class OptunaSweeper(Sweeper):
         was = old.get("search").get("storage") if isinstance(old.get("search"), dict) else None
         if not isinstance(was, str) or was == storage_url or not old.get("jobs"):
             return
-        def place(spec: str) -> tuple[str, str]:  # noqa: E306
-            file = study_storage.journal_file(spec) or studies.sqlite_file(spec)
-            return (spec.partition(":")[0], file.name) if file is not None else (spec, "")
-        if place(was) == place(storage_url) and place(was)[1] in ("study.db", "study.journal"):
+        if _in_sweep_dir(was) and _in_sweep_dir(was) == _in_sweep_dir(storage_url):
             return
         raise ConfigError([Problem("hydra.sweeper.storage", (
             f"hydra.sweep.dir = {str(self.sweep_dir)!r} holds a search whose study is in {study_storage.shown(was)}, but "

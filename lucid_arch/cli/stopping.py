@@ -57,9 +57,14 @@ def reset() -> None:
 
 
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """SIGTERM raises :class:`Stopped` for the duration (in the main thread; elsewhere signals cannot be handled)."""
-    if threading.current_thread() is not threading.main_thread():
+def sigterm_raises(enabled: bool = True) -> Iterator[None]:
+    """SIGTERM raises :class:`Stopped` for the duration (in the main thread; elsewhere signals cannot be handled).
+
+    Not for one process of a distributed run (``enabled`` false): a rank blocked in a collective
+    would run the handler only once the collective returns, so torchrun's SIGTERM would wait out
+    its grace period instead of ending the rank.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
 

@@ -4,6 +4,7 @@
     folder.py   root/CLASS/*.jpg through PIL; unreadable files are skipped, not fatal
     mask_folder.py  images + PNG label maps (task.data.masks) for segmentation
     coco.py     COCO-format detection data: images + an instances JSON (task.data.annotations)
+    box_augment.py  the crop and flip above, carried to a detector's boxes and instance masks
     augment.py  random resized crop + flip on whole batches, reproducible from a generator
     seeds.py    seeds derived from (seed, split, chunk, epoch ...), the same on every machine
 

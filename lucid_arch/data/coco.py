@@ -81,8 +81,11 @@ class Instances:
     category_ids: list[int]  # the file's id of each class, in class order
 
 
-def read_instances(path: str | os.PathLike, key: str = "task.data.annotations") -> Instances:
-    """Read and check an instances JSON (see the module docstring); AnnotationError names every problem."""
+def read_instances(path: str | os.PathLike, key: str = "task.data.annotations", masks: bool = True) -> Instances:
+    """Read and check an instances JSON (see the module docstring); AnnotationError names every problem.
+
+    Without ``masks`` the annotations' segmentations are checked but not kept (COCO's polygons are
+    most of the file: a box-only detector has no use for them)."""
     file = Path(path).expanduser()
     data = _load_json(file, key)
     problems: list[str] = []
@@ -98,7 +101,7 @@ def read_instances(path: str | os.PathLike, key: str = "task.data.annotations") 
     index = {cid: k for k, cid in enumerate(sorted(categories))}
     images = _images(data["images"], problems)
     by_id = {record.id: record for record in images}
-    _annotations(data["annotations"], by_id, index, problems)
+    _annotations(data["annotations"], by_id, index, problems, masks)
     if problems:
         raise _error(file, problems, key)
     if not categories:
@@ -186,7 +189,7 @@ def _images(entries: list, problems: list[str]) -> list[ImageRecord]:
     return out
 
 
-def _annotations(entries: list, images: dict[int, ImageRecord], index: dict[int, int], problems: list[str]) -> None:
+def _annotations(entries: list, images: dict[int, ImageRecord], index: dict[int, int], problems: list[str], masks: bool) -> None:
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             problems.append(f"annotations[{i}] is not an object")
@@ -218,7 +221,7 @@ def _annotations(entries: list, images: dict[int, ImageRecord], index: dict[int,
         record.labels.append(index[category])
         record.iscrowd.append(int(crowd))
         record.areas.append(float(area) if area is not None else w * h)
-        record.segmentations.append(segmentation)
+        record.segmentations.append(segmentation if masks else None)
 
 
 def _segmentation_ok(value: Any) -> bool:
@@ -244,7 +247,7 @@ class CocoDetection(Dataset):
 
     Items are (uint8 3 x H x W at ``image_size``, target) with target ``boxes`` (float32 N x 4,
     xyxy in the item's pixels), ``labels`` (int64 N, 0..K-1), ``masks`` (uint8 N x H x W, with
-    ``masks=True``), ``image_id`` (the index of the item), ``scale`` (item pixels per file
+    ``masks=True``, training items only), ``image_id`` (the index of the item), ``scale`` (item pixels per file
     pixel) and ``size`` (the file's height and width); None for an image that cannot be used
     (named on stderr once).
     """
@@ -268,11 +271,11 @@ class CocoDetection(Dataset):
                pad: Sequence[int] = (124, 116, 104)) -> tuple["CocoDetection", "CocoDetection"]:
         """(train, val): val from ``val_annotations`` (images under ``val_root`` or ``root``), else held out of ``annotations``."""
         root_dir = _folder(root, "task.data.root")
-        train = read_instances(annotations)
+        train = read_instances(annotations, masks=masks)
         if masks:
             _need_masks(train, "task.data.annotations")
         if val_annotations:
-            val = read_instances(val_annotations, "task.data.val_annotations")
+            val = read_instances(val_annotations, "task.data.val_annotations", masks)
             if (val.classes, val.category_ids) != (train.classes, train.category_ids):
                 raise AnnotationError(
                     f"{val.path} and {train.path} name different categories ({_cats(val)} against {_cats(train)}): validation "
@@ -315,7 +318,7 @@ class CocoDetection(Dataset):
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, self.image_size[0])
         target: dict[str, Any] = {"boxes": boxes, "labels": torch.tensor([record.labels[k] for k in keep], dtype=torch.int64),
                                   "image_id": i, "scale": scale, "size": (record.height, record.width)}
-        if self.masks:
+        if self.masks and self.train:  # validation scores the file's own masks (ground_truth), at the image's size
             target["masks"] = instance_masks(record, keep, scale, self.image_size)
         return image, target
 
@@ -332,12 +335,12 @@ def eval_parts(data: Any, split: str, masks: bool, pad: Sequence[int]) -> list[C
     """Every image of ``split`` for scoring (none filtered out): 'val' is val_annotations' file (else the
     held-out share), 'train' the training file (less the held-out share), 'all' both."""
     root = _folder(data.root, "task.data.root")
-    train = read_instances(data.annotations)
+    train = read_instances(data.annotations, masks=masks)
     if masks:
         _need_masks(train, "task.data.annotations")
     size = data.image_size if isinstance(data.image_size, int) else tuple(int(v) for v in data.image_size)
     if data.val_annotations:
-        val = read_instances(data.val_annotations, "task.data.val_annotations")
+        val = read_instances(data.val_annotations, "task.data.val_annotations", masks)
         parts = {"train": (root, train, train.images),
                  "val": (_folder(data.val_root or data.root, "task.data.val_root" if data.val_root else "task.data.root"), val, val.images)}
     else:

@@ -3,6 +3,8 @@
     data.py     the images to score: shapes, a class folder, or image + label-map pairs at their own size
     figures.py  confusion matrices -> aAcc, mIoU, mAcc, top-1/top-5 and the per-class rows with names
     runner.py   the loops: each image through lucid_arch.inference, its prediction counted in a confusion matrix
+    detection.py         a detector's figures: COCO's box and mask AP by pycocotools (needs lucid-arch[detection])
+    detection_runner.py  a detector's loop: a split's detections, scored whole, and COCO's result format
 
 The ``eval`` task (lucid_arch/cli/eval.py) maps ``task.*`` onto these and writes the reports.
 """

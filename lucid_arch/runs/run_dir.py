@@ -196,7 +196,8 @@ def _classes(root: Path, info: dict[str, Any], model: dict[str, Any]) -> tuple[s
 
 def _kind_of(model: dict[str, Any]) -> str:
     """A run without inference.json: its kind from the model config."""
-    if ((model.get("detector") or {}) if isinstance(model.get("detector"), dict) else {}).get("type", "none") not in (None, "none"):
+    detector = model.get("detector")
+    if isinstance(detector, dict) and detector.get("type", "none") not in (None, "none"):
         return "detection"
     return "segmentation" if (model.get("decode_head") or {}).get("type", "none") != "none" else "classification"
 

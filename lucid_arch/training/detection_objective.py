@@ -84,7 +84,7 @@ class Detection:
             x = to_float(images)
         keys = ("boxes", "labels", "masks") if self.masks else ("boxes", "labels")
         device = inputs.device
-        moved = [{k: t[k].to(device, non_blocking=True) for k in keys} for t in targets]
+        moved = [{k: t[k].to(device, non_blocking=True) for k in keys if k in t} for t in targets]  # validation items lack masks
         return ((x - inputs.mean) / inputs.std).to(device, non_blocking=True), moved
 
     def forward(self, net: torch.nn.Module, x: torch.Tensor, y: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
