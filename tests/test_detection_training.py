@@ -256,6 +256,17 @@ def test_an_image_of_another_size_than_its_annotation_is_skipped_and_named(tmp_p
     assert "s0_001.png" in err and "50x64 pixels but the annotations say 64x64" in err
 
 
+def test_a_training_box_outside_its_image_is_dropped_not_fed_to_the_model(tmp_path):
+    path = write_coco(tmp_path / "coco", num=4)
+    data = json.loads(path.read_text())
+    data["annotations"].append({"id": 99, "image_id": 100, "category_id": 3, "bbox": [70.0, 10.0, 8.0, 8.0], "iscrowd": 0})
+    path.write_text(json.dumps(data))
+    train = CocoDetection.splits(tmp_path / "coco/images", path, 64, val_fraction=0.25)[0]
+    item = next(train[i][1] for i in range(len(train)) if train.records[i].id == 100)
+    assert len(train.ground_truth([r.id for r in train.records].index(100)).boxes) == 2  # scored as the file says
+    assert len(item["boxes"]) == len(item["labels"]) == 1 and (item["boxes"][:, 2:] > item["boxes"][:, :2]).all()
+
+
 # --- COCO's metrics ---------------------------------------------------------------------------
 
 

@@ -155,7 +155,7 @@ def test_eval_on_a_whole_coco_file_and_on_data_of_other_classes(trained, tmp_pat
     other = write_coco(tmp_path / "other", num=4, names=("cat", "dog", "bird"))
     code, _, err = run_main(["task=eval", f"model.pretrained={trained}", f"task.data.root={tmp_path / 'other/images'}",
                              f"task.data.annotations={other}", "hydra.run.dir=ev2"], capsys)
-    assert code == 2 and "task.data.annotations" in err and "zeta" in err
+    assert code == 2 and str(other) in err and "zeta" in err and "cat" in err  # both class lists, and the file
 
 
 @pytest.mark.parametrize("setting", ["task.flip=true", "task.scales=[0.5,1.0]", "task.mode=slide"])

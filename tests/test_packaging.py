@@ -204,7 +204,7 @@ def test_installed_wheel_runs_the_app(installed, tmp_path):
     shown = _run([*app, "--cfg", "job", "+experiment=depth_sweep"], cwd=tmp_path, env=env)
     assert "name: summary" in shown.stdout and "name: pvt_v2_b2" in shown.stdout
     helped = _run([*app, "--help"], cwd=tmp_path, env=env)
-    assert "depth_sweep, search_shapes, sr_sweep, train_shapes, v2_family" in helped.stdout
+    assert "depth_sweep, detect_shapes, search_shapes, sr_sweep, train_shapes, v2_family" in helped.stdout
     ran = _run([*app, "model=pvt_v2_b0", "format=json"], cwd=tmp_path, env=env)
     assert json.loads(ran.stdout)["params"] == 3_666_760
 

@@ -159,7 +159,7 @@ def test_killed_cancelled_requeued_and_signalled_jobs(tmp_path, slurm_partition,
     time limit (submitit requeues it through Hydra's checkpoint hook), 2 is killed, 3 cancelled.
 
     0 and 1 resume from their last checkpoints and end bitwise equal to an uninterrupted run; 2
-    and 3 are failed rows with SLURM's reason; the report is written and the app exits 1.
+    and 3 are interrupted rows with SLURM's reason; the report is written and the app exits 1.
     """
     env = environ()
     LONGER = ["task.data.num_train=256", "task.checkpoint_every=2", "task.keep_checkpoints=50"]  # 4 epochs: 32 steps
@@ -205,7 +205,7 @@ def test_killed_cancelled_requeued_and_signalled_jobs(tmp_path, slurm_partition,
     assert reference.wait()[0] == 0
 
     table = {int(r["job"]): r for r in rows(sweep_dir)}
-    assert {role[n]: table[n]["status"] for n in role} == {"requeue": "ok", "signal": "ok", "kill": "failed", "cancel": "failed"}
+    assert {role[n]: table[n]["status"] for n in role} == {"requeue": "ok", "signal": "ok", "kill": "interrupted", "cancel": "interrupted"}
     assert re.search(rf"SLURM job \d+_{long[0]} ended without a result: FAILED \(reason NonZeroExitCode, exitcode 137", table[long[0]]["error"])
     assert re.search(rf"SLURM job \d+_{long[1]} ended without a result: CANCELLED", table[long[1]]["error"])
     assert (sweep_dir / "sweep.md").is_file() and (sweep_dir / "sweep.png").is_file()

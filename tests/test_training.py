@@ -239,7 +239,7 @@ def test_resume_auto_in_a_fresh_directory_starts_from_scratch(capsys):
     "override, message",
     [
         ("task.batch_size=0", "task.batch_size = 0: must be at least 1."),
-        ("task.data.dataset=imagenet", "task.data.dataset = 'imagenet': choose one of shapes, folder."),
+        ("task.data.dataset=imagenet", "task.data.dataset = 'imagenet': choose one of shapes, folder, coco."),
         ("task.data.dataset=folder", "task.data.root = None: dataset=folder needs the image folder"),
         ("task.precision=fp16", "task.precision = 'fp16': choose one of auto, fp32, bf16."),
         ("task.schedule.warmup_epochs=5", "task.schedule.warmup_epochs = 5.0: is longer than the run's 1 epochs."),

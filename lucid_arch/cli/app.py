@@ -195,13 +195,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = completion.completion_argv(list(sys.argv[1:] if argv is None else argv))
     scratch = _quiet_rank(argv)
     completing = "-sc" in argv or "--shell-completion" in argv  # runs no job; argparse takes no override before -sc's value
+    hydra_argv = list(argv)  # what Hydra parses; argv stays the user's, for the checks and explanations below
     if not completing and not any(a.partition("=")[0].lstrip("+~") == "hydra/job_logging" for a in argv):
         # log records on stderr: stdout holds only the report (conf/hydra/job_logging)
-        argv.insert(_after_last_override(argv), "hydra/job_logging=stderr")
+        hydra_argv.insert(_after_last_override(argv), "hydra/job_logging=stderr")
     sweep_report.reset()
     stopping.reset()
     jobs.SHOW_TRACEBACK = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *argv]
+    saved_argv, sys.argv = sys.argv, [sys.argv[0] or "lucid-arch", *hydra_argv]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; we explain below
     try:
         _check_config_dirs(argv)

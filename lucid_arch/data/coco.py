@@ -316,6 +316,10 @@ class CocoDetection(Dataset):
         boxes = torch.tensor([record.boxes[k] for k in keep], dtype=torch.float32).view(-1, 4) * scale
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, self.image_size[1])
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, self.image_size[0])
+        if self.train:  # a box drawn beyond its image's edge (it happens in real files) is left with nothing inside it
+            inside = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).tolist()
+            keep = [k for k, ok in zip(keep, inside) if ok]
+            boxes = boxes[torch.tensor(inside, dtype=torch.bool)] if inside else boxes
         target: dict[str, Any] = {"boxes": boxes, "labels": torch.tensor([record.labels[k] for k in keep], dtype=torch.int64),
                                   "image_id": i, "scale": scale, "size": (record.height, record.width)}
         if self.masks and self.train:  # validation scores the file's own masks (ground_truth), at the image's size
