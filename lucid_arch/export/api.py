@@ -128,14 +128,8 @@ def export_model(
             result.files["pt2"] = torch_program.save(with_size_checks(program, shapes, name), out_dir / f"{name}.pt2", result.metadata)
             say(f"{name}: wrote {result.files['pt2'].name} ({time.perf_counter() - start:.1f} s)")
         if "onnx" in formats:
-            say(f"{name}: ONNX opset {opset}")
-            start = time.perf_counter()
-            written = onnx_model.write(program, shapes, out_dir / f"{name}.onnx", opset, INPUT_NAME, result.output_names, name,
-                                       meta.as_strings(result.metadata))
-            result.files["onnx"] = written[0]
-            result.files.update({"onnx_data": p for p in written[1:2]})
-            result.seconds["onnx"] = time.perf_counter() - start
-            say(f"{name}: wrote {', '.join(p.name for p in written)} ({result.seconds['onnx']:.1f} s)")
+            onnx_model.write_into(result, program, shapes, out_dir, opset, INPUT_NAME, result.output_names, name,
+                                  meta.as_strings(result.metadata), say)
         if targets:
             say(f"{name}: checking against eager PyTorch at {', '.join(size_text(s) for s in targets)}")
             start = time.perf_counter()

@@ -172,14 +172,8 @@ def export_detector(module: nn.Module, output_dir: Path, *, formats: Sequence[st
         result.files["pt2"] = torch_program.save(program, out_dir / f"{name}.pt2", result.metadata)
         progress(f"{name}: wrote {result.files['pt2'].name}")
     if "onnx" in formats:
-        progress(f"{name}: ONNX opset {opset} (NMS as NonMaxSuppression)")
-        start = time.perf_counter()
-        written = onnx_model.write(program, shapes, out_dir / f"{name}.onnx", opset, INPUT_NAME, OUTPUT_NAMES, name,
-                                   meta.as_strings(result.metadata))
-        result.files["onnx"] = written[0]
-        result.files.update({"onnx_data": p for p in written[1:2]})
-        result.seconds["onnx"] = time.perf_counter() - start
-        progress(f"{name}: wrote {', '.join(p.name for p in written)} ({result.seconds['onnx']:.1f} s)")
+        onnx_model.write_into(result, program, shapes, out_dir, opset, INPUT_NAME, OUTPUT_NAMES, name,
+                              meta.as_strings(result.metadata), progress, "NMS as NonMaxSuppression")
     if verify:
         start = time.perf_counter()
         result.checks = _checks(wrapper, result.files, shapes, atol, spec.detection.settings.detections_per_image)

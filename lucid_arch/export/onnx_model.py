@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -83,3 +84,17 @@ def runner(path: Path) -> Callable[[torch.Tensor], list[torch.Tensor]]:
         return [torch.from_numpy(out) for out in session.run(None, {feed: x.numpy()})]
 
     return run
+
+
+def write_into(result: Any, program: torch.export.ExportedProgram, shapes: InputShapes, out_dir: Path, opset: int,
+               input_name: str, output_names: Sequence[str], name: str, metadata: Optional[Mapping[str, str]],
+               say: Callable[[str], None], what: str = "") -> None:
+    """:func:`write` ``NAME.onnx`` into ``out_dir``, recording its files and time in ``result`` (an ExportResult)
+    and saying so; ``what`` adds to the progress line (how post-processing is written, say)."""
+    say(f"{name}: ONNX opset {opset}{f' ({what})' if what else ''}")
+    start = time.perf_counter()
+    written = write(program, shapes, out_dir / f"{name}.onnx", opset, input_name, output_names, name, metadata)
+    result.files["onnx"] = written[0]
+    result.files.update({"onnx_data": p for p in written[1:2]})
+    result.seconds["onnx"] = time.perf_counter() - start
+    say(f"{name}: wrote {', '.join(p.name for p in written)} ({result.seconds['onnx']:.1f} s)")
