@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ..runs import job_status
+from ..runs.metrics_file import read_metrics
 from ..safe_io import atomic_write, read_bounded, write_text_atomic
 from . import stopping
 from .jobs import MAX_RECORD_BYTES, SUMMARY_FILE, read_json
@@ -135,18 +135,9 @@ def is_failure(row: dict[str, Any]) -> bool:
 def _val_curve(path: Path) -> list[tuple[int, float]]:
     """(epoch, validation score) of a training job, from its metrics.jsonl: mIoU for a segmentation
     model, accuracy for a classifier; [] for other tasks."""
-    try:
-        lines = read_bounded(path, MAX_RECORD_BYTES).decode("utf-8", "replace").splitlines()
-    except (OSError, ValueError):  # none, or not the job's own (a FIFO, a huge file): no curve
-        return []
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a kill
-            break
-    key = next((k for k in ("val_miou", "val_box_ap") if any(isinstance(r, dict) and k in r for r in records)), "val_acc")
-    return [(r["epoch"], r[key]) for r in records if isinstance(r, dict) and r.get(key) is not None and "epoch" in r]
+    records = read_metrics(path)  # none, or not the job's own (a FIFO, a huge file): no curve
+    key = next((k for k in ("val_miou", "val_box_ap") if any(k in r for r in records)), "val_acc")
+    return [(r["epoch"], r[key]) for r in records if r.get(key) is not None and "epoch" in r]
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import sys
 from typing import Any, Callable, Optional, Union
 
 from ..config.logger_schema import LoggerConfig
+from ..runs.metrics_file import METRICS_FILE, read_metrics
 from ..safe_io import read_bounded
 from .files import job_artifacts
 from .names import epoch_metrics, final_metrics, flatten, metric_key, per_class_metrics
@@ -121,17 +122,7 @@ class Session:
                 self._guard(backend, f"logging epoch {epoch}", log)
 
     def _epochs_on_disk(self) -> list[dict[str, Any]]:
-        try:
-            lines = read_bounded(self.where.job_dir / "metrics.jsonl", MAX_RECORD_BYTES).decode("utf-8", "replace").splitlines()
-        except (OSError, ValueError):
-            return []
-        records = []
-        for line in lines:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short by a kill
-                break
-        return [r for r in records if isinstance(r, dict)]
+        return read_metrics(self.where.job_dir / METRICS_FILE)
 
     def finish(self, record: dict[str, Any]) -> None:
         """The job's end: parameters if still pending, epochs not yet logged, final metrics, status, files."""
