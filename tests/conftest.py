@@ -211,3 +211,18 @@ def postgres_url() -> str:
     except Exception as error:  # noqa: BLE001 - said whole: the URL was given, so it must work
         pytest.fail(f"{POSTGRES_ENV}={url}: the server does not answer: {type(error).__name__}: {error}")
     return url
+
+
+# The files that take longest (sum of their tests, measured on 2 cores), longest first. pytest-xdist's
+# --dist loadfile hands out files in collection order (addopts: --no-loadscope-reorder), so these start
+# first and the short files fill in around them; alphabetical order could leave one worker finishing a
+# long file alone. A file missing from the list only runs later; the order never changes a result.
+LONGEST_FIRST = ("test_export", "test_cli", "test_training", "test_search", "test_slurm", "test_docs_commands",
+                 "test_hostile", "test_search_storage", "test_detection_models", "test_detection_use",
+                 "test_segmentation_training", "test_stopping", "test_export_run", "test_sweeps", "test_packaging",
+                 "test_detection_training", "test_run_to_use", "test_diff", "test_docs", "test_pretrained")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: each file's own order is kept

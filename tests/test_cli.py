@@ -1,8 +1,8 @@
 """The `lucid-arch` Hydra app: the summary, its formats, errors, fast start, sweeps and launchers.
 
-The console script itself runs in subprocesses (summary, an error, --cfg job, the sweeps and
-both launchers); the rest calls ``lucid_arch.cli.app.main`` in-process, which is the same code
-without the interpreter start.
+The console script itself runs in subprocesses (summary, an error, --cfg job, a sweep's exit
+status); the rest calls ``lucid_arch.cli.app.main`` in-process, which is the same code without
+the interpreter start (both launchers start their jobs' processes from there).
 """
 
 from __future__ import annotations
@@ -305,10 +305,10 @@ def test_an_invalid_sweep_value_is_reported_before_any_job(capsys):
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_two_job_sweep_through_a_launcher(launcher, tmp_path):
+def test_two_job_sweep_through_a_launcher(launcher, tmp_path, capsys):
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=5"]
-    proc = run_script("-m", f"hydra/launcher={launcher}", *extra, "model=pvt_v2_b0,pvt_v2_b2_li", cwd=tmp_path, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    code, out, err = run_main(["-m", f"hydra/launcher={launcher}", *extra, "model=pvt_v2_b0,pvt_v2_b2_li"], capsys)
+    assert code == 0, out[-2000:] + err[-2000:]
     _, rows = read_sweep(tmp_path)
     assert [(r["model"], r["status"], int(r["params"])) for r in rows] == [
         ("pvt_v2_b0", "ok", OFFICIAL_PARAMS["pvt_v2_b0"]),

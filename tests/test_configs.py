@@ -50,6 +50,13 @@ def test_new_variant_from_a_yaml_on_hydras_search_path(tmp_path):
     _check_new_variant(lucid_arch.build_model(cfg))
 
 
+def test_a_badly_typed_config_leaves_the_typed_schema_for_the_next_one():
+    """A type error composes once more untyped (every problem at once); the next composition is typed again."""
+    with pytest.raises(ConfigError):
+        lucid_arch.load_config("pvt_v2_b0", ["model.num_classes=abc"])
+    assert OmegaConf.get_type(lucid_arch.load_config("pvt_v2_b0").model) is ModelConfig
+
+
 def test_new_variant_from_a_yaml_path(tmp_path):
     path = _new_variant_dir(tmp_path) / "model" / "my_tiny_v2.yaml"
     _check_new_variant(lucid_arch.create_model(str(path)))

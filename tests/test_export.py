@@ -1,11 +1,11 @@
 """task=export and lucid_arch.export_model: every family exports with dynamic sizes and is checked, not hoped.
 
-Each shipped family passes at least once, on small configs (16-64 channels, one block per
-stage) so a dynamic-shape trace takes seconds: v2 with pretrained weights (both files), v1
-at a non-square size (its position tables resized inside the exported graph), _li at maps
+Each shipped family passes at least once, on small configs (two stages of 16 and 32 channels,
+one block each) so a dynamic-shape trace takes seconds: v2 with pretrained weights (both files),
+v1 at a non-square size (its position tables resized inside the exported graph), _li at maps
 that are not multiples of 7 (its adaptive pool), MiT as a features_only backbone through the
-app (four outputs). The failure paths (a check over atol, a missing extra, bad settings) use
-fixed-size exports, which trace in about a second.
+app (one output per stage). The failure paths (a check over atol, a missing extra, bad settings)
+use fixed-size exports, which trace in about a second.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from lucid_arch.modeling.layers.shapes import adaptive_avg_pool2d
 from conftest import run_main
 
 ROOT = Path(__file__).parents[1]
-TINY = {"embed_dims": [16, 32, 48, 64], "depths": [1, 1, 1, 1], "num_heads": [1, 2, 3, 4]}
-# Two stages trace in a third of four's time (symbolic sizes nest deeper stage by stage); enough for v1's tables and _li's pool.
+# Two stages trace in half of four's time (symbolic sizes nest deeper stage by stage) and keep what each test needs:
+# stage 0's sr_ratio 8 (v2's smallest side 61), v1's tables, _li's pool, a stage change, two feature maps.
 TWO_STAGES = {"embed_dims": [16, 32], "depths": [1, 1], "num_heads": [1, 2], "mlp_ratios": [8, 8]}
-TINY_ARGS = ["model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]", "model.img_size=64"]
+V2 = {**TWO_STAGES, "sr_ratios": [8, 4]}
+TINY_ARGS = ["model.embed_dims=[16,32]", "model.depths=[1,1]", "model.num_heads=[1,2]", "model.mlp_ratios=[8,8]",
+             "model.sr_ratios=[8,4]", "model.img_size=64"]
 
 
 @pytest.fixture(autouse=True)
@@ -62,10 +64,10 @@ def test_v2_exports_its_pretrained_weights_with_dynamic_batch_height_and_width(t
     from safetensors.torch import save_file
 
     torch.manual_seed(7)
-    trained = lucid_arch.create_model("pvt_v2_b0", img_size=64, **TINY)
+    trained = lucid_arch.create_model("pvt_v2_b0", img_size=64, **V2)
     weights = tmp_path / "trained.safetensors"
     save_file(trained.state_dict(), str(weights))
-    config = resolve_config("pvt_v2_b0", {**TINY, "img_size": 64, "pretrained": str(weights)})
+    config = resolve_config("pvt_v2_b0", {**V2, "img_size": 64, "pretrained": str(weights)})
     result = export_model(config, tmp_path / "out")
 
     assert {k: p.name for k, p in result.files.items()} == {"pt2": "pvt_v2_b0.pt2", "onnx": "pvt_v2_b0.onnx"}
@@ -80,7 +82,7 @@ def test_v2_exports_its_pretrained_weights_with_dynamic_batch_height_and_width(t
     x = torch.randn(4, 3, 77, 100)
     with torch.no_grad():
         want = trained.eval()(x)
-        other = lucid_arch.create_model("pvt_v2_b0", img_size=64, **TINY).eval()(x)
+        other = lucid_arch.create_model("pvt_v2_b0", img_size=64, **V2).eval()(x)
     (onnx_out,) = run_onnx(result.files["onnx"], x)
     assert (onnx_out - want).abs().max() <= 1e-4 and (other - want).abs().max() > 1e-2  # these weights, not any
     assert max(c.max_abs_diff for c in result.checks if c.runtime == "torch") <= 1e-5
@@ -123,7 +125,7 @@ def test_a_features_only_backbone_exports_through_the_app(capsys):
     export = record["export"]
     assert export["files"] == {"pt2": "mit_b0.pt2", "onnx": "mit_b0.onnx"}
     assert all((job_dir / name).is_file() for name in export["files"].values())
-    assert export["outputs"] == ["stage0", "stage1", "stage2", "stage3"] and export["opset"] == 23
+    assert export["outputs"] == ["stage0", "stage1"] and export["opset"] == 23
     assert export["input"]["height"] == {"min": 61, "max": 4096} and export["input"]["batch"] == {"min": 1, "max": None}
     assert len(export["checks"]) == 6 and all(c["ok"] for c in export["checks"])
     metrics = record["metrics"]
@@ -229,7 +231,7 @@ def test_bad_export_settings_are_one_paragraph_naming_each_key(capsys):
 def test_a_range_torch_export_cannot_keep_is_one_paragraph_with_its_suggestion(tmp_path):
     from lucid_arch.export import ExportFailed
 
-    model = lucid_arch.create_model("pvt_v2_b0", img_size=64, sr_ratios=[8, 4], **TWO_STAGES)
+    model = lucid_arch.create_model("pvt_v2_b0", img_size=64, **V2)
     with pytest.raises(ExportFailed) as caught:
         export_model(model, tmp_path, formats=["pt2"], min_side=40)  # stage 0 would reduce 10 px maps by 8
     assert str(caught.value) == (

@@ -39,16 +39,19 @@ def outside_code_spans(md: str) -> str:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    """A git repository whose conf/model holds the corpus at HEAD, and a working tree that edits two cases."""
+    """A git repository whose conf/model holds the corpus at HEAD, and a working tree that edits two cases.
+
+    Beside the corpus are the shipped files it extends (pvt_v2_b0 and its family base), not every
+    shipped variant: those would only be composed and analysed as unchanged rows."""
     root = tmp_path_factory.mktemp("hostile")
     canaries = make_canaries(root / "canaries")
     repo = root / "repo"
     (repo / "conf").mkdir(parents=True)
     (repo / "conf" / "config.yaml").write_text("defaults: [{model: pvt_v2_b0}, _self_]\n")
     model = repo / "conf" / "model"
-    for f in (ROOT / "conf" / "model").glob("*.yaml"):
-        (model.parent / "model").mkdir(exist_ok=True)
-        (model / f.name).write_bytes(f.read_bytes())
+    model.mkdir()
+    for name in ("_pvt_v2.yaml", "pvt_v2_b0.yaml"):
+        (model / name).write_bytes((ROOT / "conf" / "model" / name).read_bytes())
     names = write_model_dir(model, canaries)
     plant_in_checkout(repo, canaries)
     git(repo, "init", "-q")

@@ -387,6 +387,30 @@ def test_the_app_refuses_an_oversized_checkpoint_with_exit_2(tmp_path, capsys):
     assert not Path("run/model.safetensors").exists()
 
 
+def test_a_resumed_checkpoint_whose_trainer_state_inflates_is_refused_from_its_zip_directory(tmp_path, capsys):
+    """A run directory is input too: its trainer_state.pt is checked as pretrained weights are, before torch.load."""
+    train = ["task=train", "model=pvt_v2_b0", *TINY, "task.data.image_size=32", "task.data.num_train=8", "task.data.num_val=4",
+             "task.batch_size=4", "task.epochs=1", "task.checkpoint_every=1", "task.progress=none", "task.threads=1",
+             "hydra.run.dir=run"]
+    code, out, err = run_main(train, capsys)
+    assert code == 0, err
+    step = Path("run/checkpoints/step_00000001")  # mid-epoch: the same command resumes it
+    state = step / "trainer_state.pt"
+    with zipfile.ZipFile(state) as src:
+        members = {info.filename: src.read(info) for info in src.infolist()}
+    with zipfile.ZipFile(state, "w") as out_zip:
+        for name, data in members.items():
+            out_zip.writestr(name, bytes(256 << 20) if name.endswith("/data/0") else data, compress_type=zipfile.ZIP_DEFLATED)
+    assert state.stat().st_size < 2 << 20  # 256 MiB of zeros, deflated
+    before = peak_rss_mib()
+    code, out, err = run_main([*train, f"task.resume={step}"], capsys)
+    assert peak_rss_mib() - before < 128, "the trainer state was inflated"
+    text = one_paragraph(err)
+    assert code == 2, text
+    assert f"task.resume: checkpoint file {state} is damaged (it declares " in text
+    assert "(the uncompressed sizes in its zip directory), more than a checkpoint of this model holds" in text
+
+
 # === searches: settings, spaces, study files, ledgers ==========================================
 
 SEARCH = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=0", "search.objectives=[params]"]

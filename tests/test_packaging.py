@@ -91,25 +91,59 @@ def test_wheel_ships_configs(wheel):
     assert not leaked, f"tests leaked into the wheel: {leaked}"
 
 
-def test_installed_wheel_finds_its_configs(installed, tmp_path):
+@pytest.fixture(scope="module")
+def from_installed(installed, tmp_path_factory) -> dict:
+    """What the installed copy does, in one interpreter (one torch import for all): every config loaded,
+    then the app and lucid-arch-diff called as their console scripts call them, each command's exit
+    status, stdout and stderr kept."""
     # PYTHONPATH precedes site-packages, so the --target copy wins over the editable install's .pth;
     # cwd is outside the repo so neither '' nor ../conf can point back at the checkout.
     proc = _python(
         """
-        import json, lucid_arch
+        import contextlib, io, json, lucid_arch
         from lucid_arch.config import config_dir, list_models
         names = list_models()
         loaded = {}
         for name in names:
             cfg = lucid_arch.load_config(name)
             loaded[name] = cfg.model.name
+        from lucid_arch.cli.app import main as app
+        from lucid_arch.diff.cli import main as diff
+
+        def call(main, argv):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(argv) or 0
+                except SystemExit as exc:
+                    code = exc.code or 0
+            return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+        commands = {
+            "cfg": call(app, ["--cfg", "job", "+experiment=depth_sweep"]),
+            "help": call(app, ["--help"]),
+            "summary": call(app, ["model=pvt_v2_b0", "format=json"]),
+            "summary_v1": call(app, ["model=pvt_tiny", "format=text"]),
+            **{f"diff_{fmt}": call(diff, ["pvt_v2_b2", "pvt_v2_b5", "--format", fmt]) for fmt in ("term", "md", "json")},
+        }
         print(json.dumps({"file": lucid_arch.__file__, "config_dir": str(config_dir()),
-                          "models": names, "loaded": loaded}))
+                          "models": names, "loaded": loaded, "commands": commands}))
         """,
-        cwd=tmp_path,
+        cwd=tmp_path_factory.mktemp("elsewhere"),
         pythonpath=installed,
     )
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ran(report: dict, command: str, code: int = 0) -> str:
+    """``command``'s stdout, once its exit status is ``code``."""
+    result = report["commands"][command]
+    assert result["code"] == code, f"{command} exited {result['code']}\n--- stdout\n{result['stdout']}\n--- stderr\n{result['stderr']}"
+    return result["stdout"]
+
+
+def test_installed_wheel_finds_its_configs(installed, from_installed):
+    report = from_installed
     site = installed.resolve()
     assert Path(report["file"]).resolve().is_relative_to(site), report["file"]
     conf = Path(report["config_dir"]).resolve()
@@ -196,32 +230,22 @@ def test_the_sdist_ships_what_the_tests_read():
     assert {"README.md", "docs", "conf", "examples", "tests"} <= set(include)
 
 
-def test_installed_wheel_runs_the_app(installed, tmp_path):
+def test_installed_wheel_runs_the_app(from_installed):
     """The app finds conf/task, conf/hydra and conf/experiment inside the wheel too."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
-    env["PYTHONPATH"] = str(installed)
-    app = [sys.executable, "-c", "from lucid_arch.cli.app import main; main()"]
-    shown = _run([*app, "--cfg", "job", "+experiment=depth_sweep"], cwd=tmp_path, env=env)
-    assert "name: summary" in shown.stdout and "name: pvt_v2_b2" in shown.stdout
-    helped = _run([*app, "--help"], cwd=tmp_path, env=env)
-    assert "depth_sweep, detect_shapes, search_shapes, sr_sweep, train_shapes, v2_family" in helped.stdout
-    ran = _run([*app, "model=pvt_v2_b0", "format=json"], cwd=tmp_path, env=env)
-    assert json.loads(ran.stdout)["params"] == 3_666_760
+    shown = _ran(from_installed, "cfg")
+    assert "name: summary" in shown and "name: pvt_v2_b2" in shown
+    helped = _ran(from_installed, "help")
+    assert "depth_sweep, detect_shapes, search_shapes, sr_sweep, train_shapes, v2_family" in helped
+    assert json.loads(_ran(from_installed, "summary"))["params"] == 3_666_760
 
 
 @pytest.mark.parametrize("fmt", ["term", "md", "json"])
-def test_installed_wheel_reports_name_shipped_files_without_machine_paths(installed, tmp_path, fmt):
+def test_installed_wheel_reports_name_shipped_files_without_machine_paths(installed, from_installed, fmt):
     """A CI runner's install path (…/site-packages/lucid_arch/conf/…) never reaches a review or a summary."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
-    env["PYTHONPATH"] = str(installed)
-    diff = [sys.executable, "-c", "import sys; from lucid_arch.diff.cli import main; sys.exit(main())"]
-    proc = subprocess.run([*diff, "pvt_v2_b2", "pvt_v2_b5", "--format", fmt], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1, proc.stderr
-    assert str(installed) not in proc.stdout and str(installed.resolve()) not in proc.stdout
-    assert "lucid_arch:model/_pvt_v2.yaml" in proc.stdout and "lucid_arch:model/pvt_v2_b5.yaml" in proc.stdout
+    review = _ran(from_installed, f"diff_{fmt}", code=1)
+    assert str(installed) not in review and str(installed.resolve()) not in review
+    assert "lucid_arch:model/_pvt_v2.yaml" in review and "lucid_arch:model/pvt_v2_b5.yaml" in review
     if fmt == "term":
-        app = [sys.executable, "-c", "from lucid_arch.cli.app import main; main()"]
-        summary = _run([*app, "model=pvt_tiny", "format=text"], cwd=tmp_path, env=env).stdout
+        summary = _ran(from_installed, "summary_v1")
         assert "config: schema default -> lucid_arch:model/_pvt_v1.yaml -> lucid_arch:model/pvt_tiny.yaml" in summary
         assert str(installed) not in summary

@@ -2,7 +2,7 @@
 classes and preprocessing, says whether it is still running or was killed, and never gives a
 random head to a model that asked for another class count.
 
-One tiny SegFormer run (2 epochs on the built-in shapes' masks, 32 px, ~3 s) serves the module.
+One tiny SegFormer run (2 epochs on the built-in shapes' masks, 32 px, ~3 s, in-process) serves the module.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from conftest import run_main
 from lucid_arch.runs import Preprocessing, RunError, find_run, read_run
 from lucid_arch.weights import CheckpointError
 from test_segmentation_training import TINY_SEG
+from test_training import run_app
 
 TINY_ARCH = dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 1, 1], num_heads=[1, 2, 3, 4], mlp_ratios=[2, 2, 2, 2],
                  sr_ratios=[4, 2, 1, 1], decode_head={"channels": 32})
@@ -33,12 +34,10 @@ SHAPES = ["background", "disc", "ring", "square", "square_outline", "triangle", 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs") / "seg"
-    code = subprocess.run([sys.executable, "-m", "lucid_arch.cli.app", "task=train", *TINY_SEG, "task.data.image_size=32",
-                           "task.data.num_train=64", "task.data.num_val=32", "task.batch_size=16", "task.epochs=2",
-                           "task.precision=fp32", "task.threads=1", "task.progress=none", "task.data.mean=[0.5,0.4,0.3]",
-                           f"hydra.run.dir={root}", "format=json"], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert code.returncode == 0, code.stderr[-3000:]
+    code, _, err = run_app(["task=train", *TINY_SEG, "task.data.image_size=32", "task.data.num_train=64", "task.data.num_val=32",
+                            "task.batch_size=16", "task.epochs=2", "task.precision=fp32", "task.threads=1", "task.progress=none",
+                            "task.data.mean=[0.5,0.4,0.3]", f"hydra.run.dir={root}", "format=json"])
+    assert code == 0, err[-3000:]
     return root
 
 
@@ -116,8 +115,8 @@ def test_the_app_builds_the_run_and_refuses_a_random_head(run, capsys):
     code, _, err = run_main([f"model.pretrained={run}", "model.checkpoint=best", "format=json", "hydra.run.dir=best"], capsys)
     assert code == 0 and json.loads(Path("best/summary.json").read_text())["run"]["weights"] == str(run / "model_best.safetensors")
     # stdout holds the report alone: the load report and the run line go to stderr
-    code, out, err = run_main([f"model.pretrained={run}", "model.img_size=64", "task=export", "task.formats=[pt2]", "task.verify=false",
-                               "format=json", "hydra.run.dir=json"], capsys)
+    code, out, err = run_main([f"model.pretrained={run}", "model.img_size=64", "task=export", "task.formats=[pt2]", "task.dynamic=[]",
+                               "task.verify=false", "format=json", "hydra.run.dir=json"], capsys)
     assert code == 0 and "loaded 112 tensors" in err and json.loads(out)["export"]["files"]
     # model=NAME asks for that model: its 150-class head would stay random, so the export refuses
     tiny = [o for o in TINY_SEG if o != "model=segformer_b0"]

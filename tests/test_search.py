@@ -294,12 +294,14 @@ def test_trials_run_in_parallel_under_joblib_with_measured_latency(capsys):
 
 
 @pytest.mark.parametrize("job_finished", [False, True])
-def test_a_killed_search_continues_where_it_stopped(tmp_path, job_finished):
+def test_a_killed_search_continues_where_it_stopped(tmp_path, job_finished, capsys):
     """Kill the search (SIGKILL) while its second trial trains, run the same command again: the
     trial it left running is marked failed and not counted, and the search runs to n_trials. A
-    trial whose job finished anyway (a cluster job outliving the search) is told its result instead."""
+    trial whose job finished anyway (a cluster job outliving the search) is told its result instead.
+
+    Only the kill needs the console script's own process: the same command runs again in-process."""
     args = [str(SCRIPT), *SEARCH, *TINY_TRAIN, "task.epochs=1", "model.depths=choice([1,1,1,1],[1,1,2,1],[1,2,1,1],[2,1,1,1])",
-            "search.objectives=[val_acc,params]", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "hydra.sweep.dir=k"]
+            "search.objectives=[val_acc,params]", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", "hydra.sweep.dir=k"]
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, killed = time.monotonic() + 120, False
@@ -323,21 +325,21 @@ def test_a_killed_search_continues_where_it_stopped(tmp_path, job_finished):
         (second,) = (tmp_path / "k").glob("1_*/summary.json")
         second.write_text(json.dumps({**json.loads(second.read_text()), "status": "ok",
                                       "metrics": json.loads(first.read_text())["metrics"]}))
-        again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-        assert again.returncode == 0 and "were running when the search stopped" not in again.stderr, again.stderr[-2000:]
+        code, _, err = run_main(args[1:], capsys)
+        assert code == 0 and "were running when the search stopped" not in err, err[-2000:]
         trials = ran(study_of(tmp_path / "k").trials)
-        assert [(t.state.name, t.user_attrs["lucid_outcome"]) for t in trials] == [("COMPLETE", "complete")] * 3
+        assert [(t.state.name, t.user_attrs["lucid_outcome"]) for t in trials] == [("COMPLETE", "complete")] * 2
         assert trials[1].values == trials[0].values  # what its summary.json says
         return
-    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert again.returncode == 0, again.stderr[-2000:]  # every counted trial completed; the interrupted one was replaced
-    assert "1 trial(s) were running when the search stopped: marked interrupted and not counted" in again.stderr
+    code, _, err = run_main(args[1:], capsys)
+    assert code == 0, err[-2000:]  # every counted trial completed; the interrupted one was replaced
+    assert "1 trial(s) were running when the search stopped: marked interrupted and not counted" in err
     trials = ran(study_of(tmp_path / "k").trials)
     assert [(t.state.name, t.user_attrs["lucid_outcome"]) for t in trials] == [
-        ("COMPLETE", "complete"), ("FAIL", "interrupted"), ("COMPLETE", "complete"), ("COMPLETE", "complete")]
+        ("COMPLETE", "complete"), ("FAIL", "interrupted"), ("COMPLETE", "complete")]
     rows = table(tmp_path / "k" / "sweep.csv")
     assert [(r["job"], r["trial"], r["status"]) for r in rows] == [(str(n), str(t.number), s) for n, t, s in
-                                                                  zip(range(4), trials, ["ok", "interrupted", "ok", "ok"])]
+                                                                  zip(range(3), trials, ["ok", "interrupted", "ok"])]
     assert "the search was stopped while this trial ran" in rows[1]["error"]
     assert json.loads((tmp_path / "k" / LEDGER).read_text())["runs"] == 2
 

@@ -184,7 +184,7 @@ def test_one_postgresql_study_for_trials_on_both_slurm_nodes_stopped_and_resumed
         deadline = time.monotonic() + 60  # the stop cancelled the jobs it was waiting for
         while subprocess.run(["squeue", "-h", "--name", slurm_job_name], capture_output=True, text=True).stdout.strip():
             assert time.monotonic() < deadline, "the stopped search's SLURM jobs still run"
-            time.sleep(0.5)
+            time.sleep(0.1)
 
         again = subprocess.run(args, cwd=tmp_path, env=environ(), capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr[-3000:]

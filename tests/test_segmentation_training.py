@@ -349,8 +349,9 @@ def test_a_segmentation_sweep_tabulates_and_plots_miou(capsys):
 # -------------------------------------------------------------------------------------- SLURM
 
 
-def test_a_segmentation_model_on_two_slurm_nodes_matches_one_process(tmp_path, slurm_partition, slurm_job_name):
-    """One tiny SegFormer trained by a 2-node x 1-task SLURM job (DDP over the nodes), against the same run in one process."""
+def test_a_segmentation_model_on_two_slurm_nodes_matches_one_process(tmp_path, slurm_partition, slurm_job_name, capsys):
+    """One tiny SegFormer trained by a 2-node x 1-task SLURM job (DDP over the nodes), against the same run in one process
+    (in-process, while the job runs)."""
     args = [*SHAPES_SEG, "task.epochs=1", "task.data.augment=false", "model.decode_head.dropout=0", "task.progress=none",
             "task.device=cpu", "task.threads=1", *ONE_RATE]
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
@@ -358,9 +359,9 @@ def test_a_segmentation_model_on_two_slurm_nodes_matches_one_process(tmp_path, s
              "hydra.launcher.timeout_min=10", "hydra.launcher.nodes=2", "hydra.launcher.tasks_per_node=1", "hydra.launcher.cpus_per_task=1",
              "hydra.sweep.dir=sweep"]
     cluster = subprocess.Popen([str(SCRIPT), *slurm, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    single = subprocess.run([str(SCRIPT), *args, "hydra.run.dir=single"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    code, _, err = run_main([*args, "hydra.run.dir=single"], capsys)
     log = cluster.communicate(timeout=300)[0]
-    assert single.returncode == 0, single.stderr
+    assert code == 0, err
     assert cluster.returncode == 0, log[-3000:]
     (job,) = [p.parent for p in (tmp_path / "sweep").glob("0_*/summary.json")]
     record = json.loads((job / "summary.json").read_text())

@@ -167,7 +167,6 @@ def test_killed_cancelled_requeued_and_signalled_jobs(tmp_path, slurm_partition,
             "hydra.launcher.timeout_min=10", "hydra.launcher.max_num_timeout=2", "task=train", *TINY[:-2],
             *LONGER, "task.epochs=4,400", "task.log_every=1,2", "hydra.sweep.dir=sweep"]
     sweep = Run(args, tmp_path, "sweep", env)
-    reference = Run([*TINY[:-2], *LONGER, "task=train", "model=pvt_v2_b0", "task.epochs=4", "hydra.run.dir=reference"], tmp_path, "reference", env)
     sweep_dir = tmp_path / "sweep"
     deadline = time.monotonic() + 180
     while not (sweep_dir / ".lucid-sweep.json").is_file() and time.monotonic() < deadline:
@@ -198,6 +197,8 @@ def test_killed_cancelled_requeued_and_signalled_jobs(tmp_path, slurm_partition,
             acted.add(num)
         time.sleep(0.02)
     assert acted == set(role), f"jobs acted on: {acted} of {role}; {sweep.err.read_text()[-2000:]}"
+    # Started now, while the requeued jobs wait to start again, not among the sweep's jobs starting up.
+    reference = Run([*TINY[:-2], *LONGER, "task=train", "model=pvt_v2_b0", "task.epochs=4", "hydra.run.dir=reference"], tmp_path, "reference", env)
     code, log, seconds = sweep.wait()
     print(f"4-job sweep with 2 requeues: {seconds:.1f} s")
     assert code == 1, log[-3000:]

@@ -7,8 +7,7 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from lucid_arch.cli.sweep_report import write_report
 
 from conftest import run_main
 
-SCRIPT = Path(sys.executable).parent / "lucid-arch"
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAIN = ["task=train", "model.embed_dims=[16,32,48,64]", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,3,4]",
               "model.mlp_ratios=[2,2,2,2]", "model.sr_ratios=[4,2,1,1]", "task.data.image_size=32", "task.data.num_train=64",
@@ -86,26 +84,88 @@ def test_every_launched_job_is_a_row_even_one_that_never_started(tmp_path):
     assert "3 jobs, 0 failed, 1 interrupted, 1 missing" in (tmp_path / "sweep.md").read_text()
 
 
+def test_a_job_that_died_before_its_first_record_is_a_failed_row_with_the_launchers_reason(tmp_path):
+    """SLURM may signal a job before the app wrote its summary (a time limit already near): it ran, so it failed."""
+    from submitit.core.utils import FailedJobError
+
+    from lucid_arch.cli.launchers import _outcome
+
+    class Task:  # a submitit job whose signal handler raised before the app's job began
+        state, _process = "FAILED", None
+
+        def result(self):
+            raise FailedJobError("Job (task=0) failed during processing with trace:\n----------------------\n"
+                                 "submitit.core.utils.UncompletedJobError: Job not requeued because: timed-out too many times.\n")
+
+    job = type("Job", (), {"wait": lambda self: None, "task": lambda self, i: Task(), "job_id": "9"})()
+    said = str(_outcome(job, ["model=pvt_v2_b0"])._return_value)
+    assert said.startswith("SLURM's time limit came and the job had no requeue left: raise hydra.launcher.timeout_min"), said
+    from types import SimpleNamespace
+
+    from lucid_arch.cli.launchers import _death_notice
+
+    no_result = SimpleNamespace(stderr=lambda: "UncompletedJobError: Job not requeued because: timed-out too many times.\n",
+                                watcher=SimpleNamespace(get_info=lambda job_id, mode: {}))
+    assert _death_notice(SimpleNamespace(job_id="9"), no_result, "FAILED").startswith("SLURM's time limit came")
+    ledger = open_ledger(tmp_path, [["model=pvt_v2_b0"], ["model=pvt_v2_b1"]])
+    record_launcher_errors(tmp_path, ledger, {0: said}, died=True)
+    record_launcher_errors(tmp_path, ledger, {1: "the sweep was stopped by SIGTERM before this job started"})
+    rows = write_report(tmp_path)
+    assert [(r["status"], r["error"]) for r in rows] == [("failed", said), ("missing", "the sweep was stopped by SIGTERM before this job started")]
+
+
+def test_joblib_workers_started_in_another_directory_are_replaced(tmp_path, monkeypatch):
+    """loky keeps its workers, each in the directory it started in, and Hydra resolves hydra.sweep.dir there:
+    a second sweep in one process from elsewhere would write its jobs into the first one's directory."""
+    from joblib.externals.loky import reusable_executor
+
+    from lucid_arch.cli import joblib_launcher
+
+    stopped = []
+    monkeypatch.setattr(reusable_executor, "_executor", type("Executor", (), {"shutdown": lambda self, wait: stopped.append(wait)})())
+    monkeypatch.setattr(joblib_launcher, "_workers_cwd", None)
+    for where, expected in (("a", []), ("a", []), ("b", [True])):
+        (tmp_path / where).mkdir(exist_ok=True)
+        monkeypatch.chdir(tmp_path / where)
+        joblib_launcher._workers_here()
+        assert stopped == expected, where
+
+
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_a_killed_job_is_an_interrupted_row_and_the_report_survives(launcher, tmp_path):
-    """Job 1 trains for long and is killed (SIGKILL) mid-run; job 0 is short."""
+def test_a_killed_job_is_an_interrupted_row_and_the_report_survives(launcher, tmp_path, capsys, monkeypatch):
+    """Job 1 trains for long and is killed (SIGKILL) mid-run; job 0 is short.
+
+    Both launchers run each job in a process of its own, so the sweep itself runs in-process
+    (no interpreter to start for it) while a thread kills job 1's process, never this one."""
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=5"]
-    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([str(SCRIPT), "-m", f"hydra/launcher={launcher}", *extra, *TINY_TRAIN, "task.epochs=1,500",
-                             "hydra.sweep.dir=sweep"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    summary, deadline = tmp_path / "sweep", time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        found = list(summary.glob("1_*/summary.json"))
-        try:
-            record = json.loads(found[0].read_text()) if found else {}
-        except ValueError:
-            record = {}
-        if record.get("status") == "running":
-            os.kill(record["pid"], signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, out[-2000:] + err[-2000:]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the jobs' processes inherit it
+    summary, stop, killed = tmp_path / "sweep", threading.Event(), []
+
+    def kill_job_1() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not stop.is_set():
+            found = list(summary.glob("1_*/summary.json"))
+            try:
+                record = json.loads(found[0].read_text()) if found else {}
+            except ValueError:
+                record = {}
+            if record.get("status") == "running":
+                if record["pid"] != os.getpid():
+                    os.kill(record["pid"], signal.SIGKILL)
+                killed.append(record["pid"])
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_job_1, daemon=True)
+    killer.start()
+    try:
+        code, out, err = run_main(["-m", f"hydra/launcher={launcher}", *extra, *TINY_TRAIN, "task.epochs=1,500", "hydra.sweep.dir=sweep"],
+                                  capsys)
+    finally:
+        stop.set()
+        killer.join(timeout=30)
+    assert killed and killed[0] != os.getpid(), f"job 1 was not killed in a process of its own: {killed}"
+    assert code == 1, out[-2000:] + err[-2000:]
     rows = {int(r["job"]): r for r in table(summary)}
     assert sorted(rows) == [0, 1] and rows[1]["status"] == "interrupted"
     if launcher == "joblib":  # loky ends every worker of a broken pool: job 0 may be lost with it

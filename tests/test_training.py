@@ -2,7 +2,8 @@
 resume equivalence (after a real SIGKILL), image folders with bad files, sweeps and DDP.
 
 Runs use a tiny PVT (four 1-block stages) on small 32-px shapes sets, so each trains in a
-second or two.
+second or two; one 2-epoch run with mid-epoch checkpoints (``trained``) serves every test that
+resumes, fine-tunes or compares against an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -33,9 +34,21 @@ SMALL_RUN = ["task=train", "model=pvt_v2_b0", *TINY, "task.data.image_size=32", 
              "task.data.num_val=64", "task.batch_size=32", "task.progress=log", "task.precision=fp32"]
 
 
-def run_script(*args: str, cwd: Path, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env={**environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+def run_app(argv: list[str]) -> tuple[int, str, str]:
+    """``lucid-arch ARGV`` in-process where no capsys is at hand (a module fixture): (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from lucid_arch.cli import app
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            app.main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
 
 
 def history(run_dir: Path) -> list[dict]:
@@ -122,18 +135,19 @@ def test_the_recipe_learns_the_shapes_it_is_shown(capsys, tmp_path):
 
 
 def test_outputs_weights_config_and_checkpoints(capsys):
-    code, out, err = run_main([*SMALL_RUN, "task.epochs=3", "task.keep_checkpoints=2", "format=text", "hydra.run.dir=run"], capsys)
+    code, out, err = run_main([*SMALL_RUN, "task.data.num_train=64", "task.epochs=3", "task.keep_checkpoints=2", "format=text",
+                               "hydra.run.dir=run"], capsys)
     assert code == 0, err
     run = Path("run")
     steps = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert steps == ["step_00000016", "step_00000024"]  # 8 steps an epoch; the oldest pruned
+    assert steps == ["step_00000004", "step_00000006"]  # 2 steps an epoch; the oldest pruned
     for d in steps:
         assert {p.name for p in (run / "checkpoints" / d).iterdir()} == {"model.safetensors", "config.yaml", "trainer_state.pt"}
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["num_classes"] == 10 and saved["model"]["img_size"] == 32  # as trained, not the variant's 1000/224
     assert saved["task"]["epochs"] == 3
     final = weights(run / "model.safetensors")
-    assert torch.equal(final["head.weight"], weights(run / "checkpoints/step_00000024/model.safetensors")["head.weight"])
+    assert torch.equal(final["head.weight"], weights(run / "checkpoints/step_00000006/model.safetensors")["head.weight"])
     rebuilt = build_model({**saved["model"]})
     rebuilt.load_state_dict(final)  # the saved config rebuilds the trained model
     assert "val acc" in out and "epoch" in out and str(run.resolve() / "model.safetensors") in out
@@ -154,28 +168,48 @@ def test_trains_at_height_and_width(capsys):
 
 # -------------------------------------------------------------------------------------- resume
 
+RESUMABLE = [*SMALL_RUN, "task.epochs=2", "task.checkpoint_every=5", "task.keep_checkpoints=50"]  # checkpoints at steps 5, 8, 10, 15, 16
 
-def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(capsys):
-    common = [*SMALL_RUN, "task.epochs=2", "task.checkpoint_every=5", "task.keep_checkpoints=10"]
-    assert run_main([*common, "hydra.run.dir=full"], capsys)[0] == 0
-    assert (Path("full/checkpoints/step_00000005")).is_dir()
-    code, _, err = run_main([*common, "task.resume=full/checkpoints/step_00000005", "hydra.run.dir=resumed"], capsys)
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, str]:
+    """An uninterrupted 2-epoch run (in-process) and its stderr; task.resume=auto, which in a fresh directory starts from scratch."""
+    run_dir = tmp_path_factory.mktemp("trained") / "full"
+    with pytest.MonkeyPatch.context() as mp:  # as _in_tmp does for each test
+        mp.chdir(run_dir.parent)
+        for var in ("HYDRA_FULL_ERROR", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+            mp.delenv(var, raising=False)
+        code, _, err = run_app([*RESUMABLE, "task.resume=auto", f"hydra.run.dir={run_dir}"])
     assert code == 0, err
-    assert "resuming from full/checkpoints/step_00000005 at step 5 of 16" in err
-    a, b = history(Path("full")), history(Path("resumed"))
+    return run_dir, err
+
+
+def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(trained, capsys):
+    full, _ = trained
+    code, _, err = run_main([*RESUMABLE, f"task.resume={full}/checkpoints/step_00000005", "hydra.run.dir=resumed"], capsys)
+    assert code == 0, err
+    assert f"resuming from {full}/checkpoints/step_00000005 at step 5 of 16" in err
+    a, b = history(full), history(Path("resumed"))
     strip = lambda r: {k: v for k, v in r.items() if k not in ("images_per_second", "epoch_seconds")}  # noqa: E731
     assert [strip(r) for r in a] == [strip(r) for r in b]
-    wa, wb = weights(Path("full/model.safetensors")), weights(Path("resumed/model.safetensors"))
+    wa, wb = weights(full / "model.safetensors"), weights(Path("resumed/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path):
-    args = [*SMALL_RUN, "task.epochs=2", "task.checkpoint_every=4", "task.keep_checkpoints=50"]
-    full = run_script(*args, "hydra.run.dir=full", cwd=tmp_path)
-    assert full.returncode == 0, full.stderr
+    """The console script killed by SIGKILL after its first checkpoint, run again: the uninterrupted run's end.
 
+    All three runs are processes of their own: bit-for-bit equality holds between runs in like
+    processes, and a pytest worker's torch may carry state other test files set (onnxruntime's, say).
+    """
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    proc = subprocess.Popen([str(SCRIPT), *args, "hydra.run.dir=killed"], cwd=tmp_path, env=env,
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(SCRIPT), *RESUMABLE, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    full = run("hydra.run.dir=full")
+    assert full.returncode == 0, full.stderr
+    proc = subprocess.Popen([str(SCRIPT), *RESUMABLE, "hydra.run.dir=killed"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "killed").glob("checkpoints/step_*")) and time.monotonic() < deadline:
@@ -187,7 +221,7 @@ def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     summary = json.loads((tmp_path / "killed/summary.json").read_text())
     assert summary["status"] == "running"  # what a sweep report shows as a stopped job
 
-    resumed = run_script(*args, "task.resume=auto", "hydra.run.dir=killed", cwd=tmp_path)
+    resumed = run("task.resume=auto", "hydra.run.dir=killed")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
     a, b = history(tmp_path / "full"), history(tmp_path / "killed")
@@ -198,38 +232,40 @@ def test_a_killed_run_resumes_to_the_same_final_metrics(tmp_path):
     assert json.loads((tmp_path / "killed/summary.json").read_text())["status"] == "ok"
 
 
-def test_resume_refuses_a_different_recipe(capsys):
-    assert run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=first"], capsys)[0] == 0
-    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.optimizer.lr=0.01", "task.resume=first", "hydra.run.dir=second"], capsys)
+def test_resume_refuses_a_different_recipe(trained, capsys):
+    full, _ = trained
+    code, _, err = run_main([*RESUMABLE, "task.optimizer.lr=0.01", f"task.resume={full}", "hydra.run.dir=second"], capsys)
     assert code == 2
-    assert "task.optimizer.lr (0.0005 -> 0.01)" in err and "first/checkpoints/step_00000008" in err
+    assert "task.optimizer.lr (0.0005 -> 0.01)" in err and f"{full}/checkpoints/step_00000016" in err
     code, _, err = run_main([*SMALL_RUN, "task.resume=nowhere", "hydra.run.dir=third"], capsys)
     assert code == 2 and "task.resume = 'nowhere': no such file or directory" in err
 
 
-def test_resume_of_a_checkpoint_from_before_a_setting_existed(capsys):
+def test_resume_of_a_checkpoint_from_before_a_setting_existed(trained, capsys):
     """A checkpoint written before model.neck, model.decode_head, model.pretrain_img_size and
     task.optimizer.decode_head_lr_mult existed was trained as their defaults say: it resumes, unless
     the run now sets one of them otherwise."""
-    assert run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=old"], capsys)[0] == 0
-    (checkpoint,) = Path("old/checkpoints").iterdir()
+    import shutil
+
+    full, _ = trained
+    checkpoint = Path("old/checkpoints/step_00000016")  # the run's last, copied: edited below
+    shutil.copytree(full / "checkpoints" / checkpoint.name, checkpoint)
     saved = yaml.safe_load((checkpoint / "config.yaml").read_text())
     for key in ("neck", "decode_head", "pretrain_img_size"):
         del saved["model"][key]
     del saved["task"]["optimizer"]["decode_head_lr_mult"]
     (checkpoint / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
-    code, _, err = run_main([*SMALL_RUN, "task.epochs=2", "task.optimizer.decode_head_lr_mult=1", f"task.resume={checkpoint}",
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.optimizer.decode_head_lr_mult=1", f"task.resume={checkpoint}",
                              "hydra.run.dir=changed"], capsys)
     assert code == 2 and "task.optimizer.decode_head_lr_mult (10.0 -> 1.0)" in err and "task.epochs" in err
-    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", f"task.resume={checkpoint}", "hydra.run.dir=resumed"], capsys)
+    code, _, err = run_main([*SMALL_RUN, "task.epochs=2", f"task.resume={checkpoint}", "hydra.run.dir=resumed"], capsys)
     assert code == 0, err
     assert f"resuming from {checkpoint}" in err
 
 
-def test_resume_auto_in_a_fresh_directory_starts_from_scratch(capsys):
-    code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.resume=auto", "hydra.run.dir=fresh"], capsys)
-    assert code == 0, err
-    assert "resuming" not in err and len(history(Path("fresh"))) == 1
+def test_resume_auto_in_a_fresh_directory_starts_from_scratch(trained):
+    full, err = trained  # trained with task.resume=auto
+    assert "resuming" not in err and [r["epoch"] for r in history(full)] == [1, 2]
 
 
 # ------------------------------------------------------------------------------ bad configs
@@ -274,7 +310,7 @@ def test_trains_on_an_image_folder_skipping_a_corrupt_image(tmp_path, capsys):
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     folder = ["task=train", "model=pvt_v2_b0", *TINY, "task.data.dataset=folder", f"task.data.root={tmp_path / 'images'}",
               "task.data.image_size=32", "task.progress=log", "format=json"]
-    code, out, err = run_main([*folder, "task.batch_size=8", "task.epochs=2", "hydra.run.dir=run"], capsys)
+    code, out, err = run_main([*folder, "task.batch_size=8", "task.epochs=1", "hydra.run.dir=run"], capsys)
     assert code == 0, err
     assert str(bad) in err  # reported by path, and the run went on
     summary = json.loads(Path("run/summary.json").read_text())
@@ -290,8 +326,8 @@ def test_trains_on_an_image_folder_skipping_a_corrupt_image(tmp_path, capsys):
 # ------------------------------------------------------------------------ pretrained, sweeps
 
 
-def test_finetune_from_a_training_run_reinitialises_the_head(tmp_path, capsys):
-    assert run_main([*SMALL_RUN, "task.epochs=1", "hydra.run.dir=pre"], capsys)[0] == 0
+def test_finetune_from_a_training_run_reinitialises_the_head(trained, tmp_path, capsys):
+    pre, _ = trained
     images = tmp_path / "two"
     from PIL import Image
 
@@ -301,15 +337,16 @@ def test_finetune_from_a_training_run_reinitialises_the_head(tmp_path, capsys):
             Image.new("RGB", (32, 32), (40 * i, 200 if name == "a" else 20, 90)).save(images / name / f"{i}.png")
     code, _, err = run_main([*SMALL_RUN, "task.epochs=1", "task.data.dataset=folder", f"task.data.root={images}", "task.batch_size=4",
                              "task.optimizer.lr=1e-12", "task.schedule.warmup_lr=1e-12", "task.schedule.min_lr=1e-12",
-                             f"model.pretrained={tmp_path / 'pre'}", "hydra.run.dir=tuned"], capsys)
+                             f"model.pretrained={pre}", "hydra.run.dir=tuned"], capsys)
     assert code == 0, err
-    before, after = weights(Path("pre/model.safetensors")), weights(Path("tuned/model.safetensors"))
+    before, after = weights(pre / "model.safetensors"), weights(Path("tuned/model.safetensors"))
     assert after["head.weight"].shape == (2, 64) and before["head.weight"].shape == (10, 64)
     assert torch.allclose(after["patch_embed.proj.weight"], before["patch_embed.proj.weight"], atol=1e-6)
 
 
 def test_a_training_sweep_tabulates_accuracy_params_flops_and_throughput(capsys):
-    code, out, err = run_main(["-m", *SMALL_RUN, "task.epochs=1", "model.depths=[1,1,1,1],[1,1,2,1]", "hydra.sweep.dir=sweep"], capsys)
+    code, out, err = run_main(["-m", *SMALL_RUN, "task.data.num_train=64", "task.epochs=1", "model.depths=[1,1,1,1],[1,1,2,1]",
+                               "hydra.sweep.dir=sweep"], capsys)
     assert code == 0, err
     table = Path("sweep/sweep.md").read_text()
     for column in ("val_acc", "params", "gflops", "train img/s"):
@@ -324,7 +361,7 @@ def test_a_training_sweep_tabulates_accuracy_params_flops_and_throughput(capsys)
 
 def test_ddp_on_two_cpu_processes_matches_one_process_and_only_rank_0_writes(tmp_path, capsys, monkeypatch):
     # No augmentation or drop-path: the two ranks' half batches average to the one-process batch.
-    args = [*SMALL_RUN, "task.epochs=1", "task.data.augment=false", "task.progress=none", "task.device=cpu"]
+    args = [*SMALL_RUN, "task.data.num_train=64", "task.epochs=1", "task.data.augment=false", "task.progress=none", "task.device=cpu"]
     monkeypatch.chdir(tmp_path)
     code, _, err = run_main([*args, "hydra.run.dir=single"], capsys)
     assert code == 0, err
@@ -350,7 +387,8 @@ def test_ddp_on_two_cpu_processes_matches_one_process_and_only_rank_0_writes(tmp
 
 def test_a_terminal_gets_a_live_progress_bar(tmp_path):
     args = [a for a in SMALL_RUN if a != "task.progress=log"]
-    status, err, out = run_in_terminal([str(SCRIPT), *args, "task.epochs=2", "format=json", "hydra.run.dir=run"], tmp_path, "stderr")
+    status, err, out = run_in_terminal([str(SCRIPT), *args, "task.data.num_train=64", "task.epochs=2", "format=json", "hydra.run.dir=run"],
+                                       tmp_path, "stderr")
     assert status == 0, err
     assert "━" in err and "epoch 1/2" in err and "img/s" in err  # the bar, on stderr
     assert "epoch 2/2: train loss" in err  # each epoch's line stays after its bar

@@ -142,15 +142,26 @@ def _outcome(job: Any, overrides: list[str]) -> JobReturn:
         task._results_timeout_s = 2  # no result is coming (no shared filesystem lags here); only a file being written
     try:
         return task.result()
+    except FailedJobError as exc:  # (a kind of UncompletedJobError) submitit raised in the job, e.g. its signal handler
+        error: Exception = JobDied(_requeue_refusal(str(exc)) or f"{type(exc).__name__}: {_last_line(str(exc))}")
     except UncompletedJobError:
-        error: Exception = JobDied(_death_notice(job, task, state))
-    except FailedJobError as exc:  # submitit's own machinery failed around the job
-        error = JobDied(f"{type(exc).__name__}: {_last_line(str(exc))}")
+        error = JobDied(_death_notice(job, task, state))
     return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=error)
 
 
+def _requeue_refusal(text: str) -> str:
+    """The fix for a job submitit's requeue handler ended (SLURM's signal may come before the app's job began), or ""."""
+    from .jobs import REQUEUE_REFUSALS
+
+    fix = next((v for k, v in REQUEUE_REFUSALS.items() if k in text), None)
+    return f"{fix} (submitit: {_last_line(text)})" if fix else ""
+
+
 def _death_notice(job: Any, task: Any, state: str) -> str:
-    log = _last_line(task.stderr() or "")
+    text = task.stderr() or ""
+    if _requeue_refusal(text):
+        return _requeue_refusal(text)
+    log = _last_line(text)
     tail = f"; its log ends: {log}" if log else ""
     if hasattr(task, "_process"):  # a local job: submitit's controller process does not keep its task's exit status
         return f"local job {job.job_id} ended without a result: its process was killed or crashed{tail}"

@@ -348,7 +348,7 @@ class OptunaSweeper(Sweeper):
             results = [None] * len(batch)
         died = {num: _one_line(r._return_value) for num, r in zip(nums, results) if r is not None and r.status == JobStatus.FAILED}
         if died:
-            sweep_ledger.record_launcher_errors(self.sweep_dir, self.ledger, died)
+            sweep_ledger.record_launcher_errors(self.sweep_dir, self.ledger, died, died=True)
         for num, (trial, _, _), result in zip(nums, batch, results):
             self._tell_result(study, trial, num, died.get(num) or (None if result is not None else "the launcher lost it"),
                               objectives)

@@ -185,9 +185,18 @@ def _new_ledger(old: Optional[dict[str, Any]], jobs: list[dict[str, Any]]) -> di
     }
 
 
-def record_launcher_errors(sweep_dir: Path, ledger: dict[str, Any], errors: dict[int, str]) -> None:
-    """Add what the launcher said of jobs that ended without a result (or of a batch it lost)."""
+def record_launcher_errors(sweep_dir: Path, ledger: dict[str, Any], errors: dict[int, str], died: bool = False) -> None:
+    """Add what the launcher said of jobs that ended without a result (or of a batch it lost).
+
+    ``died``: the launcher ran these jobs and they ended without a result, so a job among them
+    that left no directory (killed before its first record, say by a time-limit signal SLURM sent
+    at once) is a failed row, not one that never started.
+    """
     ledger["launcher_errors"].update({str(num): text for num, text in errors.items()})
+    if died:
+        for job in ledger["jobs"]:
+            if job["num"] in errors:
+                job["died"] = True
     write_json(Path(sweep_dir) / LEDGER, ledger)
 
 

@@ -101,12 +101,14 @@ def _job_number(job_dir: Path) -> int | None:
 
 
 def _missing(job: dict[str, Any], launcher_said: str) -> dict[str, Any]:
-    """A launched job that left no directory: it never started (or, in a search, a candidate rejected before it could)."""
+    """A launched job that left no directory: it never started (or, in a search, a candidate rejected before it could),
+    or the launcher saw it die before it wrote its first record (failed)."""
     model = next((o.partition("=")[2] for o in job["overrides"] if o.partition("=")[0].lstrip("+~") == "model"), "")
     if job.get("rejected"):
         return {"job": job["num"], "overrides": " ".join(job["overrides"]), "model": model, "status": "rejected",
                 "metrics": dict(job.get("cost") or {}), "error": job["rejected"], "dir": "", "curve": []}
-    return {"job": job["num"], "overrides": " ".join(job["overrides"]), "model": model, "status": "missing", "metrics": {},
+    return {"job": job["num"], "overrides": " ".join(job["overrides"]), "model": model,
+            "status": "failed" if job.get("died") else "missing", "metrics": {},
             "error": launcher_said or "the job never started", "dir": "", "curve": []}
 
 

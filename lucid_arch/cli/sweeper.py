@@ -64,7 +64,7 @@ class Sweeper(BasicSweeper):
                 else:
                     died = {num: _one_line(r._return_value) for num, r in zip(nums, results) if r.status == JobStatus.FAILED}
                     if died:
-                        sweep_ledger.record_launcher_errors(sweep_dir, ledger, died)
+                        sweep_ledger.record_launcher_errors(sweep_dir, ledger, died, died=True)
                 returns.append(results)
                 first += len(batch)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the jobs not done say why, and the report is still written
@@ -97,14 +97,19 @@ def _job_states(sweep_dir: Path) -> dict[int, str]:
 
 
 def keep_every_outcome(launcher: Any) -> Any:
-    """Hydra's submitit launchers as lucid_arch.cli.launchers' subclasses; any other launcher as it is.
+    """Hydra's submitit launchers as lucid_arch.cli.launchers' subclasses, its joblib launcher as
+    lucid_arch.cli.joblib_launcher's; any other launcher as it is.
 
-    lucid_arch.cli.launchers imports submitit, so it is imported only when such a launcher is used.
+    Each module imports its plugin (an extra), so it is imported only when its launcher is used.
     """
     if type(launcher).__module__.startswith("hydra_plugins.hydra_submitit_launcher"):
         from .launchers import adopt
 
         return adopt(launcher)
+    if type(launcher).__module__.startswith("hydra_plugins.hydra_joblib_launcher"):
+        from . import joblib_launcher
+
+        return joblib_launcher.adopt(launcher)
     return launcher
 
 

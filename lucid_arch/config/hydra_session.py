@@ -56,7 +56,7 @@ def _untyped_schema() -> Iterator[None]:
     try:
         yield
     finally:
-        register_configs()
+        register_configs(force=True)
 
 
 @contextlib.contextmanager

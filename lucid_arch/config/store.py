@@ -14,7 +14,7 @@ from .schema import ModelConfig
 from .train_schema import TrainConfig
 
 
-def register_configs() -> None:
+def register_configs(force: bool = False) -> None:
     """Register ``model/_schema``, ``task/_train_schema`` and ``task/_export_schema`` (idempotent).
 
     The family bases start their defaults list with ``_schema``, the train task with
@@ -24,9 +24,12 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    store.store(group="model", name="_schema", node=ModelConfig)
-    store.store(group="task", name="_train_schema", node=TrainConfig)
-    store.store(group="task", name="_export_schema", node=ExportConfig)
-    store.store(group="task", name="_predict_schema", node=PredictConfig)
-    store.store(group="task", name="_eval_schema", node=EvalConfig)
-    store.store(group="logger", name="_logger_schema", node=LoggerConfig)
+    nodes = (("model", "_schema", ModelConfig), ("task", "_train_schema", TrainConfig), ("task", "_export_schema", ExportConfig),
+             ("task", "_predict_schema", PredictConfig), ("task", "_eval_schema", EvalConfig),
+             ("logger", "_logger_schema", LoggerConfig))
+    # Each composition calls this; building a dataclass's node costs more than the check (a sweep composes hundreds).
+    # ``force``: store them again over a stand-in (the untyped schema of hydra_session._untyped_schema).
+    if not force and all(f"{name}.yaml" in store.repo.get(group, {}) for group, name, _ in nodes):
+        return
+    for group, name, node in nodes:
+        store.store(group=group, name=name, node=node)

@@ -152,11 +152,14 @@ def _review(args: argparse.Namespace, out: TextIO) -> int:
     if args.both or args.old_overrides or args.new_overrides:
         print("lucid-arch-diff: --review compares the variants as they are; it takes no overrides.", file=sys.stderr)
         return EXIT_TROUBLE
+    prefetch = _prefetch_analysis()
     try:
         result = review(args.review, args.tree)
     except TreeError as err:
         print(f"lucid-arch-diff: {err}", file=sys.stderr)
         return EXIT_TROUBLE
+    finally:
+        prefetch.join()
     if args.format == "term":
         render_review.render_term(result, out)
     else:

@@ -8,11 +8,14 @@ stage rather than by line.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
+from ..config.checks import to_plain_dict
 from ..config.schema import SECTIONS, field_names
-from .checkpoint import CheckpointCompat, compatibility, state_shapes
+from .checkpoint import CheckpointCompat, Shape, compatibility, state_shapes
 from .sides import Side
 
 # StageReport attribute -> column heading, in table order.
@@ -125,19 +128,37 @@ def compare(old: Side, new: Side) -> DiffReport:
     summaries = _summary(old), _summary(new)
     if not (old.valid and new.valid):
         return DiffReport(*summaries, fields=(), stages=(), costs=(), checkpoint=None)
-    from ..perf.analysis import analyze  # imports torch; validation-only runs never pay for it
-
-    same = old.config == new.config  # a review compares every unchanged variant with itself: analyse it once
-    old_report, old_shapes = analyze(old.config), state_shapes(old.config)
-    reports = old_report, old_report if same else analyze(new.config)
-    shapes = old_shapes, old_shapes if same else state_shapes(new.config)
+    (old_report, old_shapes), (new_report, new_shapes) = _analysed(old.config), _analysed(new.config)
     return DiffReport(
         *summaries,
         fields=tuple(field_changes(old, new)),
-        stages=tuple(_stage_rows(*reports)),
-        costs=tuple(_cost_rows(*reports)),
-        checkpoint=compatibility(*shapes),
+        stages=tuple(_stage_rows(old_report, new_report)),
+        costs=tuple(_cost_rows(old_report, new_report)),
+        checkpoint=compatibility(old_shapes, new_shapes),
     )
+
+
+_ANALYSED: OrderedDict[str, tuple[Any, dict[str, Shape]]] = OrderedDict()
+_ANALYSED_MAX = 64
+
+
+def _analysed(config: Any) -> tuple[Any, dict[str, Shape]]:
+    """:func:`~lucid_arch.perf.analysis.analyze` and :func:`state_shapes` of a config, each config
+    analysed once per process (a review compares every unchanged variant with itself, and a
+    session compares the same variants again); keyed by the config's canonical JSON."""
+    from ..perf.analysis import analyze  # imports torch; validation-only runs never pay for it
+
+    try:
+        key = json.dumps(to_plain_dict(config), sort_keys=True)
+    except TypeError:  # a value JSON cannot spell: analysed as it is, not kept
+        return analyze(config), state_shapes(config)
+    if key not in _ANALYSED:
+        _ANALYSED[key] = analyze(config), state_shapes(config)
+        if len(_ANALYSED) > _ANALYSED_MAX:
+            _ANALYSED.popitem(last=False)
+    _ANALYSED.move_to_end(key)
+    report, shapes = _ANALYSED[key]
+    return report, dict(shapes)
 
 
 def field_changes(old: Side, new: Side) -> list[FieldChange]:

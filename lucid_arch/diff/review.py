@@ -8,7 +8,11 @@ symlink out of the tree, anything :mod:`lucid_arch.config.model_files` rejects) 
 variant, never skipped.
 
 Both trees are read into memory first (BASE from git objects, the pull request from the working
-tree) and each is composed in one sandboxed child (:mod:`lucid_arch.diff.sandbox`).
+tree) and each is composed in a sandboxed child (:mod:`lucid_arch.diff.sandbox`). A variant
+whose whole defaults chain has the same bytes on both sides composes the same, so the pull
+request's side takes BASE's answer for it: only what the pull request can have changed is
+composed twice. Variants whose own file changed are composed beside BASE; the rest, once
+BASE's answers name their chains.
 """
 
 from __future__ import annotations
@@ -79,7 +83,12 @@ def review(base: str, tree: str = "conf", cwd: Optional[Path] = None) -> Review:
 
     old_items = [i for n in names if (i := item(old, n))]
     new_items = [i for n in names if (i := item(new, n))]
-    old_answers, new_answers = sandbox.compose_many([(old, old_items), (new, new_items)])
+    memo = sandbox.Memo()  # BASE's answers, for the pull request's variants whose chains are unchanged
+    edited = [i for i in new_items if old.files.get(i["name"]) != new.files[i["name"]]]
+    rest = [i for i in new_items if old.files.get(i["name"]) == new.files[i["name"]]]
+    old_answers, edited_answers = sandbox.compose_many([(old, old_items), (new, edited)], memo)
+    answers = dict(zip([i["name"] for i in [*edited, *rest]], [*edited_answers, *sandbox.compose(new, rest, memo)]))
+    new_answers = [answers[i["name"]] for i in new_items]
     old_sides = {i["name"]: side_from_answer("old", old.label(i["name"]), [], "git", a) for i, a in zip(old_items, old_answers)}
     new_sides = {i["name"]: side_from_answer("new", new.label(i["name"]), [], "file", a) for i, a in zip(new_items, new_answers)}
     return Review(base, rel, tuple(_variant(n, old, new, old_sides.get(n), new_sides.get(n)) for n in names))

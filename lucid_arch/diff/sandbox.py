@@ -14,21 +14,31 @@ model-file rules, the process that reads and composes a reviewed tree has
 A limit that is hit, or any other failure, is that side's problem in the report (exit 2),
 described in one sentence. This is not an operating-system sandbox: the child can still read
 files the user can; it is simply never asked to, and never given a path to the reviewed tree.
+
+A child's answer for a variant whose chain resolved depends only on the bytes of that chain's
+files and on the request, so a :class:`Memo` hands it to a later request for a snapshot holding
+the same bytes (a review's unchanged variants, a shipped variant named again in one process)
+instead of composing it again; a request is also composed once however often one call asks it.
+Failures are never kept.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from .trees import ModelDir
+from .worker import relabel
 
 CPU_SECONDS = 20
 WALL_SECONDS = 60
@@ -66,12 +76,8 @@ def _failure(proc: subprocess.CompletedProcess) -> str:
     return f"failed (exit {proc.returncode}: {last[0][:200]})"
 
 
-def compose(snapshot: ModelDir, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Compose each item (``name``, ``overrides``, ``set_name``) of one snapshot in one child.
-
-    Returns one answer per item: ``config`` (a plain dict, or None), ``problems``, ``chain``
-    and ``sources``; or ``error``, one sentence, when the child could not answer.
-    """
+def _child(snapshot: ModelDir, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The worker's answers, files not yet labelled; one ``error`` per item when it could not answer."""
     with tempfile.TemporaryDirectory(prefix="lucid_arch_review_") as cwd:
         try:
             proc = subprocess.run(
@@ -95,9 +101,86 @@ def compose(snapshot: ModelDir, items: Sequence[dict[str, Any]]) -> list[dict[st
     return results
 
 
-def compose_many(jobs: Sequence[tuple[ModelDir, Sequence[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
-    """:func:`compose` for several snapshots at once, one child each, in parallel."""
-    if len(jobs) == 1:
-        return [compose(*jobs[0])]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        return list(pool.map(lambda job: compose(*job), jobs))
+def _key(item: dict[str, Any]) -> str:
+    return json.dumps(item, sort_keys=True)
+
+
+CHAINS_PER_REQUEST = 4
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class Memo:
+    """Answers already composed, each with digests of the chain files it came from.
+
+    ``size`` bounds how many requests are kept (the oldest go first), and each request keeps
+    its answers for its last :data:`CHAINS_PER_REQUEST` different chains; None keeps everything.
+    """
+
+    def __init__(self, size: Optional[int] = None) -> None:
+        self._answers: OrderedDict[str, list[tuple[dict[str, bytes], dict[str, Any]]]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()  # the process's memo may serve several threads
+
+    def recall(self, snapshot: ModelDir, item: dict[str, Any]) -> Optional[dict[str, Any]]:
+        with self._lock:
+            kept = list(self._answers.get(_key(item), ()))
+        for chain, answer in kept:
+            if all(n in snapshot.files and n not in snapshot.refused and _digest(snapshot.files[n]) == d for n, d in chain.items()):
+                return answer
+        return None
+
+    def remember(self, snapshot: ModelDir, item: dict[str, Any], answer: dict[str, Any]) -> None:
+        files = answer.get("files")
+        if "error" in answer or not isinstance(files, list) or item["name"] not in files:
+            return  # a failure, or a chain that did not resolve: nothing says what else it depends on
+        if not all(isinstance(n, str) and n in snapshot.files and n not in snapshot.refused for n in files):
+            return
+        key, chain = _key(item), {n: _digest(snapshot.files[n]) for n in files}
+        with self._lock:
+            kept = self._answers.setdefault(key, [])
+            kept.append((chain, answer))
+            del kept[:-CHAINS_PER_REQUEST]
+            self._answers.move_to_end(key)
+            if self._size is not None and len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+
+
+# What one process has composed: sides named again (a shipped variant in one diff after another) are not composed again.
+_SHARED = Memo(size=128)
+
+
+def compose(snapshot: ModelDir, items: Sequence[dict[str, Any]], memo: Optional[Memo] = None) -> list[dict[str, Any]]:
+    """Compose each item (``name``, ``overrides``, ``set_name``) of one snapshot in one child.
+
+    Returns one answer per item: ``config`` (a plain dict, or None), ``problems``, ``chain``
+    and ``sources``; or ``error``, one sentence, when the child could not answer. ``memo``
+    (by default, this process's) answers what it can, and keeps what the child composes.
+    """
+    return compose_many([(snapshot, items)], memo)[0]
+
+
+def compose_many(
+    jobs: Sequence[tuple[ModelDir, Sequence[dict[str, Any]]]], memo: Optional[Memo] = None
+) -> list[list[dict[str, Any]]]:
+    """:func:`compose` for several snapshots at once, one child each (none where nothing is left to compose), in parallel."""
+    memo = memo if memo is not None else _SHARED
+    distinct = [{_key(i): i for i in items} for _, items in jobs]  # a request asked twice is composed once
+    known = [{k: memo.recall(snapshot, i) for k, i in d.items()} for (snapshot, _), d in zip(jobs, distinct)]
+    wanted = [[d[k] for k, answer in kn.items() if answer is None] for d, kn in zip(distinct, known)]
+    runs = [(snapshot, w) for (snapshot, _), w in zip(jobs, wanted) if w]
+    if len(runs) > 1:
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            results = iter(list(pool.map(lambda run: _child(*run), runs)))
+    else:
+        results = iter([_child(*run) for run in runs])
+    out = []
+    for (snapshot, items), w, kn in zip(jobs, wanted, known):
+        for item, answer in zip(w, next(results) if w else []):
+            kn[_key(item)] = answer
+            memo.remember(snapshot, item, answer)
+        labels = {n: snapshot.label(n) for n in snapshot.names()}
+        out.append([relabel(kn[_key(i)], labels) for i in items])
+    return out

@@ -11,11 +11,17 @@ uses, against a temporary config root holding a trusted primary config and only 
 files of the variant's chain, each checked by :mod:`lucid_arch.config.model_files` first. The
 reviewed tree's own ``config.yaml`` (which could set ``hydra.searchpath`` and make Hydra import
 a module) is never read.
+
+Files are named ``@reviewed-tree/model/NAME.yaml`` in an answer (:func:`relabel` gives them
+their labels in the parent), and an answer whose chain resolved lists the chain's file names:
+such an answer depends on those files' bytes and the request alone, so the parent can reuse it
+for a snapshot where those bytes are the same.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import json
 import sys
@@ -32,12 +38,32 @@ TREE_MARK = "@reviewed-tree"  # provenance's display root inside the worker; map
 PRIMARY = "defaults:\n  - model: {name}\n  - _self_\n"
 
 
-def _problem_dicts(problems: list[Problem], relabel) -> list[dict[str, Optional[str]]]:
-    return [{"key": p.key, "message": p.message, "where": relabel(p.where) if p.where else None} for p in problems]
+def _problem_dicts(problems: list[Problem]) -> list[dict[str, Optional[str]]]:
+    return [{"key": p.key, "message": p.message, "where": p.where or None} for p in problems]
+
+
+def relabel(answer: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """``answer`` with each ``@reviewed-tree/model/NAME.yaml`` in its chain, sources and problems' places named ``labels[NAME]``."""
+    marks = [(f"{TREE_MARK}/model/{n}.yaml", label) for n, label in labels.items()]
+
+    def text(value: Any) -> Any:
+        if isinstance(value, str) and TREE_MARK in value:
+            for mark, label in marks:
+                value = value.replace(mark, label)
+        return value
+
+    out = copy.deepcopy(answer)  # each side gets its own, however often an answer is reused
+    if isinstance(answer.get("chain"), list):
+        out["chain"] = [text(c) for c in answer["chain"]]
+    if isinstance(answer.get("sources"), dict):
+        out["sources"] = {k: text(v) for k, v in answer["sources"].items()}
+    if isinstance(answer.get("problems"), list):
+        out["problems"] = [{**p, "where": text(p.get("where"))} if isinstance(p, dict) else p for p in answer["problems"]]
+    return out
 
 
 def compose_one(files: dict[str, bytes], refused: dict[str, str], labels: dict[str, str], request: dict[str, Any]) -> dict[str, Any]:
-    """One variant of the snapshot with its overrides: config, problems, chain and per-field sources."""
+    """One variant of the snapshot with its overrides: config, problems, chain, per-field sources and the chain's files."""
     name, overrides = request["name"], list(request.get("overrides", ()))
     parsed: dict[str, Optional[ModelFile]] = {}
 
@@ -49,16 +75,12 @@ def compose_one(files: dict[str, bytes], refused: dict[str, str], labels: dict[s
                 parsed[n] = parse_model_file(files[n], n, labels[n]) if n in files else None
         return parsed[n]
 
-    def relabel(text: str) -> str:
-        for n, label in labels.items():
-            text = text.replace(f"{TREE_MARK}/model/{n}.yaml", label)
-        return text
-
     chain, problems = resolve_chain(name, load)
     answer: dict[str, Any] = {"config": None, "problems": [], "chain": [], "sources": {}}
     if problems:
-        answer["problems"] = _problem_dicts(problems, relabel)
+        answer["problems"] = _problem_dicts(problems)
         return answer
+    answer["files"] = sorted(chain)
     with tempfile.TemporaryDirectory(prefix="tree_") as tmp:
         root = Path(tmp)
         (root / "model").mkdir()
@@ -72,13 +94,13 @@ def compose_one(files: dict[str, bytes], refused: dict[str, str], labels: dict[s
         try:
             prov = provenance(name, overrides, root, TREE_MARK)
         except ConfigError as err:  # the defaults chain itself cannot be resolved
-            answer["problems"] = _problem_dicts(err.problems, relabel)
+            answer["problems"] = _problem_dicts(err.problems)
             return answer
-        answer["chain"] = [relabel(c) for c in prov.chain]
-        answer["sources"] = {k: relabel(v) for k, v in prov.values.items()}
+        answer["chain"] = prov.chain
+        answer["sources"] = prov.values
         cfg, found = compose_model(name, overrides, config_root=root)
-        if found:  # where each key was set, named by the reviewed labels rather than this temporary tree
-            answer["problems"] = _problem_dicts([dataclasses.replace(p, where=prov.where(p.key)) for p in found], relabel)
+        if found:  # where each key was set, in the reviewed tree rather than this temporary one
+            answer["problems"] = _problem_dicts([dataclasses.replace(p, where=prov.where(p.key)) for p in found])
         else:
             answer["config"] = to_plain_dict(cfg)
     return answer

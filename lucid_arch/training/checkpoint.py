@@ -109,15 +109,26 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def read_checkpoint(checkpoint: Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(checkpoint: Path, device: str = "cpu", max_bytes: Optional[int] = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(weights, trainer state) of a checkpoint, or DamagedCheckpointError naming the file that fails.
 
     The state is loaded with ``weights_only=True``: a file that needs code to unpickle is refused.
+    Each file's declared tensor bytes are checked first against ``max_bytes`` (what a checkpoint
+    of the model being resumed can hold) and the memory available: a run directory comes from
+    wherever the user found it, and a deflated storage or an honest safetensors header would
+    otherwise be allocated whole before anything could object.
     """
     import pickle
 
     from safetensors.torch import load_file
 
+    from ..weights.declared_size import declared_excess
+
+    for file in (checkpoint / WEIGHTS, checkpoint / STATE):
+        reason = declared_excess(file, max_bytes) if file.exists() else None
+        if reason:
+            raise DamagedCheckpointError(file, reason)
     try:
         weights = load_file(str(checkpoint / WEIGHTS), device=device)
     except Exception as exc:  # noqa: BLE001 -- safetensors raises its own error types for a bad header
@@ -231,7 +242,11 @@ def _get(tree: dict[str, Any], dotted: str, defaults: Optional[dict[str, Any]] =
 
 
 def load_checkpoint(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    weights, state = read_checkpoint(checkpoint, device=str(next(model.parameters()).device))
+    from ..modeling.memory_check import weight_bytes
+    from ..weights.declared_size import model_budget
+
+    weights, state = read_checkpoint(checkpoint, device=str(next(model.parameters()).device),
+                                     max_bytes=model_budget(weight_bytes(model)))
     model.load_state_dict(weights)
     optimizer.load_state_dict(state.pop("optimizer"))
     return state

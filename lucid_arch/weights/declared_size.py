@@ -136,6 +136,28 @@ def check_declared_size(shown: Path, files: Sequence[Path], max_bytes: Optional[
             "64G sets the limit).")
 
 
+def declared_excess(file: Path, max_bytes: Optional[int]) -> Optional[str]:
+    """Why ``file`` (a run checkpoint's weights or trainer state) must not be loaded, in one clause; None when it may.
+
+    A file whose header cannot be read is left to its loader, which names the damage.
+    """
+    try:
+        found = declared(file)
+    except DeclaredSizeError:
+        return None
+    if found is None:
+        return None
+    what = f"it declares {size_text(found.total)} of tensor data ({found.source})"
+    if max_bytes is not None and found.total > max_bytes:
+        return (f"{what}, more than a checkpoint of this model holds ({size_text(max_bytes)}: {MODEL_FACTOR} times its "
+                f"weights plus {size_text(MODEL_SLACK)}); nothing was loaded, and a file that declares more is hostile or "
+                "of another model")
+    limit, where = _memory_limit()
+    if limit is not None and found.total > limit:
+        return f"{what}, more than {where} ({size_text(limit)}); nothing was loaded"
+    return None
+
+
 def _memory_limit() -> tuple[Optional[int], str]:
     import torch
 
