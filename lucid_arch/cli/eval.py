@@ -11,7 +11,6 @@ scored by COCO's evaluation instead (eval_detection.py).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,8 +20,9 @@ from ..config import ConfigError, ModelConfig, Problem
 from ..config.eval_schema import augmented, check_eval, resolve_data
 from ..config.train_schema import TrainConfig, check_train
 from ..report.class_table import class_table, write_class_csv
-from ..report.tables import Table, emit, show
+from ..report.tables import Table, show
 from .from_run import trained_run
+from .brief_output import said_in_brief
 from .jobs import Job, write_json
 
 PER_CLASS = "per_class.csv"
@@ -263,11 +263,7 @@ def _show(model_cfg: ModelConfig, job: Job, record: dict[str, Any], figures: Any
     else:
         score = f"top-1 {metrics['top1']:.2%}" + (f", top-5 {metrics['top5']:.2%}" if "top5" in metrics else "") + f", mAcc {metrics['mAcc']:.2%}"
     scored = f"{info['images']:,} images of {found.where} (split: {found.split})"
-    if job.format == "json":
-        emit(json.dumps(record, indent=2))
-        return
-    if job.multirun and job.format == "auto":
-        emit(f"job {job.num} {' '.join(job.overrides)}: {model_cfg.name}: {score} on {scored}")
+    if said_in_brief(job, record, f"{model_cfg.name}: {score} on {scored}"):
         return
     show(class_table(figures, "per class results:"), job.format)
     if segmentation:

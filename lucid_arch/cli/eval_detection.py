@@ -16,7 +16,8 @@ from typing import Any
 
 from ..config import ConfigError, ModelConfig, Problem
 from ..report.class_table import ClassFigures, class_table, write_class_csv
-from ..report.tables import Table, emit, show
+from ..report.tables import Table, show
+from .brief_output import said_in_brief
 from .jobs import Job
 
 PER_CLASS = "per_class.csv"
@@ -125,11 +126,7 @@ def _show(model_cfg: ModelConfig, job: Job, record: dict[str, Any], figures: Cla
     metrics, info = record["metrics"], record["eval"]
     score = f"box AP {_pct(metrics['box_AP'])}, AP50 {_pct(metrics['box_AP50'])}" + (f", mask AP {_pct(metrics['mask_AP'])}" if masks else "")
     scored = f"{info['images']:,} images of {found.where} (split: {found.split})"
-    if job.format == "json":
-        emit(json.dumps(record, indent=2))
-        return
-    if job.multirun and job.format == "auto":
-        emit(f"job {job.num} {' '.join(job.overrides)}: {model_cfg.name}: {score} on {scored}")
+    if said_in_brief(job, record, f"{model_cfg.name}: {score} on {scored}"):
         return
     show(class_table(figures, "per class results (AP@[.5:.95], %):"), job.format)
     rows = [[kind, *(_pct(metrics[f"{kind}_{name}"]) for name in ("AP", "AP50", "AP75", "APs", "APm", "APl"))]

@@ -11,7 +11,6 @@ largest difference.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -20,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.export_schema import check_export
 from ..extras import require
-from ..report.tables import Table, emit, show
+from ..report.tables import Table, show
+from .brief_output import said_in_brief
 from .jobs import Job
 
 
@@ -75,13 +75,9 @@ def _record(result: Any, cost: dict[str, Any]) -> dict[str, Any]:
 def _show(result: Any, record: dict[str, Any], job: Job) -> None:
     files = ", ".join(p.name for p in result.files.values())
     headline = f"{result.name}: {files}" + (f" (ONNX opset {result.opset})" if result.opset else "") + f"; {result.shapes.text()}"
-    if job.format == "json":
-        emit(json.dumps(record, indent=2))
-        return
-    if job.multirun and job.format == "auto":
-        worst = max((c.max_abs_diff for c in result.checks), default=None)
-        checked = f", {len(result.checks)} checks, max |diff| {worst:.2e}" if worst is not None else ", not checked"
-        emit(f"job {job.num} {' '.join(job.overrides)}: {headline}{checked}")
+    worst = max((c.max_abs_diff for c in result.checks), default=None)
+    checked = f", {len(result.checks)} checks, max |diff| {worst:.2e}" if worst is not None else ", not checked"
+    if said_in_brief(job, record, headline + checked):
         return
     table = Table(
         title=headline,

@@ -9,7 +9,6 @@ summary.json keeps: the output folder, the counts, the settings and the class na
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.export_schema import image_size
 from ..config.predict_schema import PredictConfig, check_predict
-from ..report.tables import Table, cell, emit, show
+from ..report.tables import Table, cell, show
 from .from_run import trained_run
+from .brief_output import said_in_brief
 from .jobs import Job
 
 SHOWN_ROWS = 20  # a table's rows before "... N more": the files hold them all
@@ -212,11 +212,7 @@ def _headline(record: dict[str, Any]) -> str:
 
 
 def _show(record: dict[str, Any], report: Any, predictor: Any, job: Job) -> None:
-    if job.format == "json":
-        emit(json.dumps(record, indent=2))
-        return
-    if job.multirun and job.format == "auto":
-        emit(f"job {job.num} {' '.join(job.overrides)}: {_headline(record)}")
+    if said_in_brief(job, record, _headline(record)):
         return
     p = record["predict"]
     notes = [("written to", p["output"])]

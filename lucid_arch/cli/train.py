@@ -9,7 +9,6 @@ APs/m/l, and mask AP for Mask R-CNN), parameters, FLOPs at the training resoluti
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from typing import Any, Optional
 
@@ -19,8 +18,9 @@ from ..training import launch_env
 from ..config import ConfigError, ModelConfig, Problem
 from ..config.geometry import image_hw, size_text
 from ..config.train_schema import check_train
-from ..report.tables import Table, emit, show
+from ..report.tables import Table, show
 from . import tracking_hooks
+from .brief_output import said_in_brief
 from .jobs import Job
 
 
@@ -121,11 +121,7 @@ def _show(result: Any, metrics: dict[str, Any], job: Job) -> None:
     headline = (f"{result.model_config.name}: {score}, "
                 f"{metrics['params'] / 1e6:.2f} M parameters, {metrics['gflops']:.3f} GFLOPs at "
                 f"{size_text(image_hw(result.model_config.img_size))} px, {metrics['train img/s']:,.0f} img/s, {metrics['train min']:.1f} min")
-    if job.format == "json":
-        emit(json.dumps({"metrics": metrics, "history": result.history}, indent=2))
-        return
-    if job.multirun and job.format == "auto":
-        emit(f"job {job.num} {' '.join(job.overrides)}: {headline}")
+    if said_in_brief(job, {"metrics": metrics, "history": result.history}, headline):
         return
     if result.detection:
         masks = "val_mask_ap" in result.final
